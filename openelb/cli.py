@@ -1,0 +1,79 @@
+"""The ``openelb`` command: manager, speaker, lab, bench, status, version."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from openelb import __version__
+
+
+def _not_implemented(what: str, issue: int) -> None:
+    click.echo(
+        f"openelb {what}: not implemented yet (tracked in issue #{issue}).",
+        err=True,
+    )
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """openelb: a bare-metal load balancer for Kubernetes (Layer 2 and VIP modes)."""
+
+
+@main.command()
+def version() -> None:
+    """Print the version, the packet module in use and whether XDP works on this host."""
+    from openelb.dataplane import packet
+    from openelb.dataplane.capability import probe_xdp
+
+    click.echo(f"openelb {__version__}")
+    module = packet.IMPLEMENTATION
+    if packet.FALLBACK_REASON:
+        module += f" ({packet.FALLBACK_REASON})"
+    click.echo(f"packet module: {module}")
+    xdp = probe_xdp()
+    if xdp.usable:
+        click.echo(f"xdp: usable (bcc {xdp.bcc_version})")
+    else:
+        click.echo(f"xdp: not usable: {xdp.reason}")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def manager(args: tuple[str, ...]) -> None:
+    """Run the manager: leader-elected IPAM for LoadBalancer Services."""
+    _not_implemented("manager", 4)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def speaker(args: tuple[str, ...]) -> None:
+    """Run the speaker on a node: announce owned VIPs (layer2) or drive keepalived (vip)."""
+    _not_implemented("speaker", 6)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def lab(args: tuple[str, ...]) -> None:
+    """Build the whole system in network namespaces and show a failover."""
+    _not_implemented("lab", 7)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench(args: tuple[str, ...]) -> None:
+    """Run the benchmark suite and write the report."""
+    _not_implemented("bench", 7)
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def status(args: tuple[str, ...]) -> None:
+    """Show pools, Services and which node announces each VIP."""
+    _not_implemented("status", 7)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+IMPLEMENTATION: str
+
+def build_garp(mac: bytes, ip: bytes, reply: bool = False) -> bytes: ...

@@ -1,0 +1,1 @@
+"""The lab: namespace testbeds and the embedded apiserver, for tests and `openelb lab`."""

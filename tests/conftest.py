@@ -1,0 +1,1 @@
+pytest_plugins = ["openelb.lab.pytest_plugin"]
