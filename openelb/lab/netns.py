@@ -317,6 +317,9 @@ class Testbed:
             with contextlib.suppress(ProcessLookupError):
                 self._reaper.kill()
             self._reaper.wait()
+            for pipe in (self._reaper.stdin, self._reaper.stdout):
+                if pipe is not None:
+                    pipe.close()
 
     # --- building --------------------------------------------------------------------------------
 

@@ -158,6 +158,9 @@ def test_a_sigkilled_owner_is_cleaned_up_by_its_reaper() -> None:
         assert _wait_until(lambda: _run_gone(run_id, pid, start), timeout=15)
     finally:
         owner.kill()
+        owner.wait()
+        assert owner.stdout is not None
+        owner.stdout.close()
         janitor.remove_run(run_id)
 
 
@@ -179,6 +182,9 @@ def test_janitor_collects_runs_whose_owner_and_reaper_died() -> None:
         assert _wait_until(lambda: _run_gone(run_id, pid, start))
     finally:
         owner.kill()
+        owner.wait()
+        assert owner.stdout is not None
+        owner.stdout.close()
         janitor.remove_run(run_id)
 
 
