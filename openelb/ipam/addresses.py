@@ -117,6 +117,9 @@ _V6_EMBEDDED_V4_LIMIT = 1 << 48
 def parse_ip(text: str, *, what: str = "address") -> tuple[Family, int]:
     """One IPv4 or IPv6 address to ``(family, integer)``; :class:`AddressError` names ``what``."""
     stripped = text.strip()
+    fast = _parse_ip_fast(stripped)
+    if fast is not None:
+        return fast
     if not stripped:
         raise AddressError(f"{what} is empty")
     if "%" in stripped:
@@ -131,6 +134,25 @@ def parse_ip(text: str, *, what: str = "address") -> tuple[Family, int]:
         )
     family = Family.IPV4 if ip.version == 4 else Family.IPV6
     return family, int(ip)
+
+
+def _parse_ip_fast(text: str) -> tuple[Family, int] | None:
+    """inet_pton (C) for the common, valid case; None sends the caller to the careful path."""
+    # inet_pton raises OSError for a bad address, ValueError for a NUL, UnicodeError for
+    # surrogates: all mean "not the easy case" (UnicodeError is a ValueError).
+    try:
+        return Family.IPV4, int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except (OSError, ValueError):
+        pass
+    if "%" in text:
+        return None
+    try:
+        value = int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big")
+    except (OSError, ValueError):
+        return None
+    if value >> 32 == 0xFFFF:
+        return None  # IPv4-mapped: the careful path explains why it is refused
+    return Family.IPV6, value
 
 
 def parse_pool_address(text: str) -> ParsedAddress:

@@ -99,10 +99,11 @@ class ServiceRequest:
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
     """Labels of the Service's namespace, matched against Eip ``namespaceSelector``."""
 
-    @property
-    def key(self) -> ServiceKey:
-        """``namespace/name``."""
-        return ServiceKey(self.namespace, self.name)
+    key: ServiceKey = field(init=False, repr=False, compare=False)
+    """``namespace/name`` (derived; built once because every IPAM call needs it)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", ServiceKey(self.namespace, self.name))
 
     @property
     def sharing_key(self) -> str | None:

@@ -95,7 +95,8 @@ class Allocation:
     addresses: tuple[Assigned, ...]
     """One per family the Service got."""
     degraded: tuple[FamilyFailure, ...] = ()
-    """PreferDualStack: why the other family is missing (Warning Event material)."""
+    """PreferDualStack only: families whose request could not be met (Warning Event material).
+    Such a family is missing, or keeps the address it already had."""
     changed: bool = True
     """False when the Service already held exactly these addresses."""
 

@@ -92,7 +92,7 @@ class EipAnalysis:
     def priority(self) -> int:
         """spec.priority when it is a valid int32, else 0 (the pool is invalid then)."""
         value = self.spec.priority
-        return value if _is_int32(value) else 0  # type: ignore[return-value]
+        return value if isinstance(value, int) and _is_int32(value) else 0
 
 
 def analyze_eips(specs: Iterable[EipSpec]) -> dict[str, EipAnalysis]:

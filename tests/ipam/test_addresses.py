@@ -73,6 +73,8 @@ def test_cidr_with_host_bits_means_the_whole_network_like_openelb() -> None:
         ("fe80::1%eth0", "zone"),
         ("::ffff:192.0.2.1", "IPv4-mapped"),
         ("010.0.0.1", "'010.0.0.1'"),
+        ("10.0.0.1\x00", "not an IPv4 or IPv6"),
+        ("\ud800", "not an IPv4 or IPv6"),
     ],
 )
 def test_rejects_bad_addresses_naming_the_bad_part(text: str, names: str) -> None:
@@ -123,3 +125,35 @@ def test_any_string_either_parses_or_raises_address_error(text: str) -> None:
         assert str(exc)
     else:
         assert parsed.range.size >= 1
+
+
+def _careful(text: str) -> tuple[Family, int] | None:
+    stripped = text.strip()
+    if "%" in stripped:
+        return None
+    try:
+        ip = ipaddress.ip_address(stripped)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return None
+    return (Family.IPV4 if ip.version == 4 else Family.IPV6), int(ip)
+
+
+@given(st.text(alphabet="0123456789abcdefABCDEF:.% -x", max_size=45))
+def test_fast_ip_parsing_agrees_with_the_ipaddress_module(text: str) -> None:
+    try:
+        fast: tuple[Family, int] | None = parse_ip(text)
+    except AddressError:
+        fast = None
+    assert fast == _careful(text)
+
+
+@given(st.ip_addresses())
+def test_every_valid_address_parses_as_ipaddress_reads_it(ip: object) -> None:
+    text = str(ip)
+    try:
+        fast: tuple[Family, int] | None = parse_ip(text)
+    except AddressError:
+        fast = None
+    assert fast == _careful(text)

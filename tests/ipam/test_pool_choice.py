@@ -188,3 +188,29 @@ def test_named_pool_of_the_wrong_family_is_a_family_mismatch() -> None:
     ipam = Allocator([eip("v6", "2001:db8::/64")])
     result = ipam.allocate(svc("s", pool="v6", families=("IPv4",)))
     assert _reason(result) is NoIPReason.FAMILY_MISMATCH
+
+
+def test_with_two_default_pools_of_a_family_the_older_one_is_the_default() -> None:
+    ipam = Allocator(
+        [
+            eip("second", "10.0.1.0/24", default=True, created=2),
+            eip("first", "10.0.0.0/24", default=True, created=1),
+        ]
+    )
+    assert _pool(ipam.allocate(svc("s"))) == "first"
+    assert _reason(ipam.allocate(svc("t", pool="second"))) is NoIPReason.POOL_INVALID
+
+
+def test_each_family_has_its_own_default_pool() -> None:
+    ipam = Allocator(
+        [eip("d4", "10.0.0.0/24", default=True), eip("d6", "2001:db8::/64", default=True)]
+    )
+    assert _pool(ipam.allocate(svc("s4", families=("IPv4",)))) == "d4"
+    assert _pool(ipam.allocate(svc("s6", families=("IPv6",)))) == "d6"
+
+
+def test_namespace_pools_of_the_other_family_do_not_hide_the_default() -> None:
+    ipam = Allocator(
+        [eip("d4", "10.0.0.0/24", default=True), eip("team6", "2001:db8::/64", namespaces=("ns",))]
+    )
+    assert _pool(ipam.allocate(svc("s", namespace="ns", families=("IPv4",)))) == "d4"

@@ -92,3 +92,29 @@ def test_a_sole_holder_may_change_its_key_and_ports_freely() -> None:
     assert isinstance(result, Allocation) and not result.changed
     joined = ipam.allocate(svc("b", key="other", ports=(82,)))
     assert isinstance(joined, Allocation) and joined.ips == ("10.0.0.0",)
+
+
+def test_a_full_pool_still_lets_a_compatible_service_share() -> None:
+    ipam = Allocator([eip("one", "10.0.0.1", default=True)])
+    ipam.allocate(svc("a", key="k", ports=(80,)))
+    result = ipam.allocate(svc("b", key="k", ports=(81,)))
+    assert isinstance(result, Allocation) and result.ips == ("10.0.0.1",)
+    full = ipam.allocate(svc("c", key="k", ports=(80,)))
+    assert isinstance(full, NoIP) and full.reason is NoIPReason.POOL_FULL
+
+
+def test_automatic_sharing_never_joins_an_address_that_is_now_excluded() -> None:
+    ipam = _pool()
+    ipam.allocate(svc("a", key="k", ports=(80,)))
+    ipam.set_eips([eip("a", "10.0.0.0/24", default=True, exclude=("10.0.0.0",))])
+    result = ipam.allocate(svc("b", key="k", ports=(81,)))
+    assert isinstance(result, Allocation) and result.ips == ("10.0.0.1",)
+
+
+def test_sharing_is_refused_when_any_holder_has_another_key() -> None:
+    ipam = _pool()
+    ipam.allocate(svc("a", ip="10.0.0.3", key="k", ports=(80,)))
+    ipam.allocate(svc("b", ip="10.0.0.3", key="k", ports=(81,)))
+    result = ipam.allocate(svc("c", ip="10.0.0.3", key="j", ports=(82,)))
+    assert isinstance(result, NoIP) and result.reason is NoIPReason.SHARING_KEY_MISMATCH
+    assert "default/a, default/b" in result.message
