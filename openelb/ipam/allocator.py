@@ -3,10 +3,11 @@
 Per family the Service needs, the pool is (as in OpenELB's ``getEIP``): the Eip named by
 ``eip.openelb.kubesphere.io/v1alpha2``; else, for a requested IP (annotation
 ``eip.openelb.kubesphere.io/v1alpha1``, which wins over ``spec.loadBalancerIP``), the Eip holding
-it; else the usable Eips serving the namespace (``namespaces`` or ``namespaceSelector``), not-full
-first, then ascending ``priority`` (then oldest, then name, where OpenELB's unstable sort left ties
-open); else the default Eip. Beyond OpenELB: one Eip name or IP per family for dual-stack,
-sharing with a port check, and a Service joins an IP of its sharing key before taking a new one.
+it; else the usable Eips of that family serving the namespace (``namespaces`` or
+``namespaceSelector``), not-full first, then ascending ``priority`` (then oldest, then name, where
+OpenELB's unstable sort left ties open), without falling back when they are all full; else the
+default Eip of that family. Beyond OpenELB: one Eip name or IP per family for dual-stack, sharing
+with a port check, and a Service joins an IP of its sharing key before taking a new one.
 
 Addresses a Service holds are never moved by pool edits: a shrunk, disabled or deleted pool, or a
 new exclusion, leaves them where they are (the pool reports them). They change only when the

@@ -8,7 +8,8 @@ What must hold after every step, whatever happened before:
 - pool edits never move anyone; a new address is always inside a usable pool, never excluded,
   and an automatic one is the lowest free address of its pool;
 - every pool's blocked set is exactly its exclusions plus the held addresses inside it, and the
-  usage in the statuses adds up to the held addresses.
+  usage in the statuses adds up to the held addresses;
+- a rebuild from the statuses it would write reproduces the same holdings, without conflicts.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ from openelb.ipam import (
     Allocation,
     Allocator,
     EipSpec,
+    EipState,
     Family,
     NoIP,
     ServiceKey,
     ServiceRequest,
+    ServiceState,
     eip_status,
     parse_ip,
+    rebuild,
 )
 
 from .builders import eip, svc
@@ -49,6 +53,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         )
         self.ipam = Allocator(self.specs.values())
         self.model: dict[ServiceKey, set[str]] = {}
+        self.last_success: dict[ServiceKey, ServiceRequest] = {}
 
     def set_pools(self, **specs: EipSpec | None) -> None:
         for name, spec in specs.items():
@@ -102,6 +107,7 @@ class AllocatorMachine(RuleBasedStateMachine):
         else:
             assert isinstance(result, Allocation)
             got = set(result.ips)
+            self.last_success[service] = request
             for assigned in result.addresses:
                 if assigned.ip not in before:
                     self.check_new_address(request, assigned.ip, assigned.pool, expected_lowest)
@@ -142,6 +148,25 @@ class AllocatorMachine(RuleBasedStateMachine):
         self.ipam.set_eips(self.specs.values())
         after = {s: {a.ip for a in self.ipam.addresses(s)} for s in self.model}
         assert after == holdings_before, "pool edits never move an allocation"
+
+    @rule()
+    def rebuild_reproduces_the_state(self) -> None:
+        eips = [
+            EipState(spec, used=eip_status(self.ipam, spec.name).used)
+            for spec in self.specs.values()
+        ]
+        services = [
+            ServiceState(self.last_success[s], tuple(a.ip for a in self.ipam.addresses(s)))
+            for s in self.model
+        ]
+        rebuilt = rebuild(reversed(eips), reversed(services))
+        assert (rebuilt.conflicts, rebuilt.reserved, rebuilt.dropped) == ((), (), ())
+        for service, ips in self.model.items():
+            assert {a.ip for a in rebuilt.allocator.addresses(service)} == ips
+        for name in self.specs:
+            live, again = eip_status(self.ipam, name), eip_status(rebuilt.allocator, name)
+            assert live.used.keys() == again.used.keys()
+            assert (live.usage, live.occupied) == (again.usage, again.occupied)
 
     # --- checks --------------------------------------------------------------------------------
 

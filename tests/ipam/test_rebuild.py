@@ -148,3 +148,11 @@ def test_the_result_does_not_depend_on_input_order() -> None:
             )
             outcomes.add((holders, result.conflicts, result.reserved, result.dropped))
     assert len(outcomes) == 1
+
+
+def test_an_address_stranded_by_a_shrunk_pool_stays_attributed_to_it_after_rebuild() -> None:
+    eips = [EipState(eip("p", "10.0.0.0/25"), used={"10.0.0.200": "default/a"})]
+    result = rebuild(eips, [ServiceState(svc("a"), ("10.0.0.200",))])
+    status = eip_status(result.allocator, "p")
+    assert status.used == {"10.0.0.200": "default/a"}
+    assert [k.reason.value for k in status.kept] == ["OutsidePool"]
