@@ -114,6 +114,28 @@ def bench_allocate(address: str, family: str, count: int, repeats: int) -> Row:
     return Row(f"allocate {count:,} ({address})", samples, target=0.5)
 
 
+def bench_many_pools(count: int, repeats: int) -> Row:
+    """100 namespace-bound Eips (one per namespace) plus a default: choice must not scan them."""
+    pools = [
+        EipSpec(
+            name=f"ns{i}",
+            address=f"10.{i}.0.0/20",
+            protocol="layer2",
+            interface="eth0",
+            namespaces=(f"ns{i}",),
+            priority=i % 7,
+        )
+        for i in range(100)
+    ]
+    pools.append(_pool("10.200.0.0/16", "default"))
+    requests = _requests(count, "IPv4")
+    samples = []
+    for _ in range(repeats):
+        allocator = Allocator(pools)
+        samples.append(_cpu(partial(_allocate_all, allocator, requests)))
+    return Row(f"allocate {count:,} over 101 Eips", samples, target=0.5)
+
+
 def bench_release(count: int, repeats: int) -> Row:
     requests = _requests(count, "IPv4")
     samples = []
@@ -196,6 +218,7 @@ def main() -> int:
         bench_allocate("10.0.0.0/16", "IPv4", n, r),
         bench_allocate("2001:db8::/64", "IPv6", n, r),
         bench_allocate("2001:db8::/48", "IPv6", n, r),
+        bench_many_pools(n, r),
         bench_release(n, r),
         bench_rebuild(n, r),
         bench_status(n, r),

@@ -76,6 +76,8 @@ class Allocator:
         """Who holds what (read it; change it only through this class)."""
         self._by_family: dict[Family, list[Pool]] = {Family.IPV4: [], Family.IPV6: []}
         self._defaults: dict[Family, Pool] = {}
+        self._eligible_cache: dict[tuple[Family, str, frozenset[tuple[str, str]]], tuple[Pool, ...]]
+        self._eligible_cache = {}
         self.set_eips(eips)
 
     # --- pools ---------------------------------------------------------------------------------
@@ -90,6 +92,7 @@ class Allocator:
             family: [p for p in ordered if p.family is family and p.usable] for family in Family
         }
         self._defaults = {}
+        self._eligible_cache = {}
         for pool in ordered:
             if pool.is_default and pool.family is not None:
                 self._defaults.setdefault(pool.family, pool)
@@ -331,16 +334,10 @@ class Allocator:
                     f"(annotation {ANNOTATION_POOL})",
                 )
             return pool if pool.usable else _unusable(pool, family)
-        best: Pool | None = None
-        best_key: tuple[bool, int] | None = None
-        for pool in self._by_family[family]:
-            if pool.spec.serves(read.namespace, read.namespace_labels):
-                # _by_family is oldest first, so a strict < keeps the oldest among equals.
-                key = (pool.full, pool.priority)
-                if best_key is None or key < best_key:
-                    best, best_key = pool, key
-        if best is not None:
-            return best
+        eligible = self._eligible(read, family)
+        if eligible:
+            # Sorted by (priority, age): the first with room wins; all full, the first anyway.
+            return next((pool for pool in eligible if not pool.full), eligible[0])
         default = self._defaults.get(family)
         if default is not None:
             return default
@@ -350,6 +347,25 @@ class Allocator:
             f"no usable {family.value} Eip serves namespace '{read.namespace}' and there is "
             f"no usable default {family.value} Eip",
         )
+
+    def _eligible(self, read: _Request, family: Family) -> tuple[Pool, ...]:
+        """Usable pools of ``family`` serving the namespace, by (priority, age), memoised per
+        namespace and labels so many Eips do not cost every allocation a scan."""
+        cache_key = (family, read.namespace, frozenset(read.namespace_labels.items()))
+        eligible = self._eligible_cache.get(cache_key)
+        if eligible is None:
+            eligible = tuple(
+                sorted(
+                    (
+                        pool
+                        for pool in self._by_family[family]
+                        if pool.spec.serves(read.namespace, read.namespace_labels)
+                    ),
+                    key=lambda pool: (pool.priority, pool.spec.order_key),
+                )
+            )
+            self._eligible_cache[cache_key] = eligible
+        return eligible
 
     def _join_candidate(self, read: _Request, pool: Pool, family: Family) -> int | None:
         assert read.claim.sharing_key is not None and pool.range is not None
