@@ -60,6 +60,10 @@ class _Request:
     namespace_labels: Mapping[str, str]
 
 
+_EligibleKey = tuple[Family, str, frozenset[tuple[str, str]]]
+"""Family, namespace and its labels: what decides which pools serve a Service."""
+
+
 @dataclass(slots=True)
 class _Plan:
     family: Family
@@ -76,8 +80,7 @@ class Allocator:
         """Who holds what (read it; change it only through this class)."""
         self._by_family: dict[Family, list[Pool]] = {Family.IPV4: [], Family.IPV6: []}
         self._defaults: dict[Family, Pool] = {}
-        self._eligible_cache: dict[tuple[Family, str, frozenset[tuple[str, str]]], tuple[Pool, ...]]
-        self._eligible_cache = {}
+        self._eligible_cache: dict[_EligibleKey, tuple[Pool, ...]] = {}
         self.set_eips(eips)
 
     # --- pools ---------------------------------------------------------------------------------
