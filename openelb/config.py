@@ -6,10 +6,52 @@ variables); the defaults are the ones the design's targets are measured with.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 # --- kube: client, watches, leader election ------------------------------------------------------
 
 
 # --- manager -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IpamSettings:
+    """IPAM settings of the manager (pool logic itself lives in ``openelb.ipam``)."""
+
+    router_id_first: int = 1
+    """Lowest VRRP virtual router ID given to VIP-mode Eips (``--router-id-first``)."""
+    router_id_last: int = 255
+    """Highest one (``--router-id-last``); give two clusters on one segment disjoint ranges."""
+    router_id_reserved: tuple[int, ...] = ()
+    """IDs never given out, e.g. those of other VRRP routers on the segment
+    (``--router-id-reserved 1,2,50``)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.router_id_first <= self.router_id_last <= 255:
+            raise ValueError(
+                f"router ID range {self.router_id_first}-{self.router_id_last} must lie within "
+                "1-255 with first <= last"
+            )
+        bad = [v for v in self.router_id_reserved if not 1 <= v <= 255]
+        if bad:
+            raise ValueError(f"reserved router IDs {bad} are outside 1-255")
+
+    @staticmethod
+    def parse_ids(text: str) -> tuple[int, ...]:
+        """``"1,2,10-12"`` to ``(1, 2, 10, 11, 12)``; ValueError naming the bad part."""
+        ids: list[int] = []
+        for part in (p.strip() for p in text.split(",")):
+            if not part:
+                continue
+            low, sep, high = part.partition("-")
+            try:
+                first, last = int(low), int(high if sep else low)
+            except ValueError:
+                raise ValueError(f"router ID '{part}' is not a number or a range a-b") from None
+            if first > last:
+                raise ValueError(f"router ID range '{part}' is reversed")
+            ids.extend(range(first, last + 1))
+        return tuple(ids)
 
 
 # --- dataplane -----------------------------------------------------------------------------------
