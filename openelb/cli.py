@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -61,11 +62,27 @@ def lab(args: tuple[str, ...]) -> None:
     _not_implemented("lab", 7)
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def bench(args: tuple[str, ...]) -> None:
-    """Run the benchmark suite and write the report."""
-    _not_implemented("bench", 7)
+@main.command()
+@click.option("--only", multiple=True, help="Run only this benchmark (repeatable), e.g. ipam.")
+@click.option("--quick", is_flag=True, help="Smaller runs for a first picture in minutes.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=1800.0,
+    show_default=True,
+    help="Seconds one benchmark may take before it is stopped.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for report.md and the plots (default: benchmarks/results).",
+)
+def bench(only: tuple[str, ...], quick: bool, timeout: float, out: Path | None) -> None:
+    """Run the benchmark suite one benchmark at a time and write the report (markdown + PNG)."""
+    from openelb.lab.benchrun import run_suite
+
+    sys.exit(run_suite(only=only, quick=quick, timeout=timeout, out_dir=out))
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

@@ -1,0 +1,202 @@
+"""The benchmark report: every benchmark's JSON result turned into one markdown page with plots.
+
+Each script under ``benchmarks/`` prints its own table and writes ``<name>-<stamp>.json`` under
+``benchmarks/results/``. The shape they share (``benchmarks/ipam.py`` set it)::
+
+    {"benchmark": "ipam", "when": "...", "host": {...},
+     "rows": [{"name": ..., "unit": ..., "median": ..., "samples": [...],
+               "target": ..., "verdict": "met" | "MISSED" | ...}, ...],
+     "ratios": {"what": value, ...}}
+
+Rows and ratios become tables; rows with several samples become a box plot per unit, so the
+spread (what noisy machines hide behind a median) is visible. Anything else in the JSON is kept
+out of the page but left in the file. Reading is forgiving: a result that does not follow the
+shape is listed as such rather than breaking the report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured quantity of a benchmark."""
+
+    name: str
+    unit: str
+    median: float | None
+    samples: tuple[float, ...]
+    target: str
+    verdict: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """One benchmark's newest result file, read back."""
+
+    benchmark: str
+    path: Path
+    when: str
+    rows: tuple[Row, ...]
+    ratios: tuple[tuple[str, float], ...]
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def missed(self) -> tuple[Row, ...]:
+        return tuple(r for r in self.rows if r.verdict.upper() == "MISSED")
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _row(raw: Mapping[str, Any]) -> Row:
+    samples = raw.get("samples")
+    numbers = [_number(v) for v in samples] if isinstance(samples, list) else []
+    target = raw.get("target")
+    return Row(
+        name=str(raw.get("name", "?")),
+        unit=str(raw.get("unit", "")),
+        median=_number(raw.get("median")),
+        samples=tuple(v for v in numbers if v is not None),
+        target="" if target is None else str(target),
+        verdict=str(raw.get("verdict") or ""),
+    )
+
+
+def read_result(path: Path) -> Result:
+    """Read one result file; a malformed one yields a Result that names its problem."""
+    name = path.name.split("-", 1)[0]
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        return Result(name, path, "", (), (), (f"unreadable: {exc}",))
+    if not isinstance(data, dict):
+        return Result(name, path, "", (), (), ("not a JSON object",))
+    problems: list[str] = []
+    raw_rows = data.get("rows", [])
+    if not isinstance(raw_rows, list):
+        problems.append("'rows' is not a list")
+        raw_rows = []
+    rows = tuple(_row(r) for r in raw_rows if isinstance(r, dict))
+    raw_ratios = data.get("ratios", {})
+    ratios = tuple(
+        (str(k), v)
+        for k, raw in (raw_ratios.items() if isinstance(raw_ratios, dict) else ())
+        if (v := _number(raw)) is not None
+    )
+    if not rows and not ratios:
+        problems.append("no rows or ratios in the shape the report reads")
+    return Result(
+        benchmark=str(data.get("benchmark", name)),
+        path=path,
+        when=str(data.get("when", "")),
+        rows=rows,
+        ratios=ratios,
+        problems=tuple(problems),
+    )
+
+
+def newest_results(results_dir: Path, *, since: float | None = None) -> dict[str, Result]:
+    """The newest result file of each benchmark (optionally only those written after ``since``)."""
+    newest: dict[str, tuple[float, Path]] = {}
+    for path in results_dir.glob("*.json"):
+        if "-" not in path.name:
+            continue
+        mtime = path.stat().st_mtime
+        if since is not None and mtime < since:
+            continue
+        name = path.name.split("-", 1)[0]
+        if name not in newest or mtime > newest[name][0]:
+            newest[name] = (mtime, path)
+    return {name: read_result(path) for name, (_, path) in sorted(newest.items())}
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value == 0 or 0.01 <= abs(value) < 100_000:
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
+    return f"{value:.3g}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def plot_result(result: Result, out_dir: Path) -> list[Path]:
+    """Box plots of the rows that have several samples, one PNG per unit; returns the files."""
+    import matplotlib  # heavy, and only the report needs it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_unit: dict[str, list[Row]] = {}
+    for row in result.rows:
+        if len(row.samples) >= 2:
+            by_unit.setdefault(row.unit, []).append(row)
+    written = []
+    for index, (unit, rows) in enumerate(sorted(by_unit.items())):
+        fig, ax = plt.subplots(figsize=(8, 0.5 + 0.45 * len(rows)))
+        ax.boxplot([r.samples for r in rows], orientation="horizontal", showfliers=True)
+        ax.set_yticks(range(1, len(rows) + 1), [r.name[:60] for r in rows], fontsize=7)
+        ax.set_xlabel(unit or "value")
+        ax.set_title(f"{result.benchmark}: samples per row", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+        fig.tight_layout()
+        path = out_dir / f"{result.benchmark}-{index}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def render_markdown(
+    results: Mapping[str, Result],
+    *,
+    plots: Mapping[str, Sequence[Path]],
+    failures: Mapping[str, str],
+    title: str = "openelb benchmark report",
+    preface: Iterable[str] = (),
+) -> str:
+    """The report page: a summary of verdicts, then a section per benchmark."""
+    lines = [f"# {title}", "", *preface]
+    lines += ["", "| benchmark | rows | targets missed | result file |", "|---|---|---|---|"]
+    for name, result in results.items():
+        missed = ", ".join(r.name for r in result.missed) or "none"
+        lines.append(f"| {name} | {len(result.rows)} | {_cell(missed)} | `{result.path.name}` |")
+    for name, why in failures.items():
+        lines.append(f"| {name} | — | did not finish: {_cell(why)} | — |")
+    for name, result in results.items():
+        lines += ["", f"## {name}", ""]
+        if result.when:
+            lines.append(f"Measured {result.when}.")
+        for problem in result.problems:
+            lines.append(f"- problem: {problem}")
+        if result.rows:
+            lines += [
+                "",
+                "| what | median | min | max | n | target | verdict |",
+                "|---|---|---|---|---|---|---|",
+            ]
+            for row in result.rows:
+                low = min(row.samples) if row.samples else None
+                high = max(row.samples) if row.samples else None
+                lines.append(
+                    f"| {_cell(row.name)} | {_fmt(row.median)} {row.unit} | {_fmt(low)} | "
+                    f"{_fmt(high)} | {len(row.samples)} | {_cell(row.target)} | {row.verdict} |"
+                )
+        if result.ratios:
+            lines += ["", "| ratio | value |", "|---|---|"]
+            lines += [f"| {_cell(k)} | {_fmt(v)} |" for k, v in result.ratios]
+        for path in plots.get(name, ()):
+            lines += ["", f"![{name}]({path.name})"]
+    return "\n".join(lines) + "\n"
