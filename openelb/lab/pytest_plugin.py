@@ -130,4 +130,4 @@ def kube_client(apiserver: ApiServer) -> Iterator[ApiClient]:
     try:
         yield client
     finally:
-        client.close()
+        client.close()  # type: ignore[no-untyped-call]

@@ -75,7 +75,8 @@ def already_exists(*, plural: str, group: str, name: str) -> ApiError:
 def conflict(*, plural: str, group: str, name: str, why: str | None = None) -> ApiError:
     qualified = f"{plural}.{group}" if group else plural
     why = why or (
-        "the object has been modified; please apply your changes to the latest version and try again"
+        "the object has been modified; please apply your changes to the latest version and "
+        "try again"
     )
     return ApiError(
         409,

@@ -28,7 +28,7 @@ from openelb.lab.apiserver.faults import Faults
 from openelb.lab.apiserver.resources import ResourceType
 from openelb.lab.apiserver.selectors import parse_field_selector, parse_label_selector
 from openelb.lab.apiserver.store import Store, Stored
-from openelb.lab.apiserver.watching import WatchDropped, WatchRequest, WatchStream
+from openelb.lab.apiserver.watching import WatchDroppedError, WatchRequest, WatchStream
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,6 +39,11 @@ SERVER_VERSION = {
     "major": "1",
     "minor": "31",
     "gitVersion": "v1.31.0-openelb-embedded",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "none (Python, openelb embedded apiserver)",
+    "compiler": "cpython",
     "platform": "linux/amd64",
 }
 _JSON = "application/json"
@@ -145,7 +150,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         finally:
             self.server.untrack(self.connection)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.client_address[0], *args)
 
     def do_GET(self) -> None:
@@ -207,7 +212,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             result = self._route(method, split.path, query, body)
         except ApiError as exc:
             result = _json(exc.code, exc.status(), exc.headers)
-        except Exception as exc:  # noqa: BLE001 - a server bug must still answer as a Status
+        except Exception as exc:
             log.exception("embedded apiserver: %s %s failed", method, self.path)
             result = _json(500, ApiError(500, "InternalError", f"internal error: {exc}").status())
         try:
@@ -223,7 +228,8 @@ class ApiHandler(BaseHTTPRequestHandler):
             readable, _, _ = select.select([self.connection], [], [], 0)
             if not readable:
                 return False
-            return self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            peeked: bytes = self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            return peeked == b""
         except (OSError, ValueError):
             return True
 
@@ -245,7 +251,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                 self.wfile.flush()
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
-        except WatchDropped:
+        except WatchDroppedError:
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
         finally:
@@ -376,7 +382,9 @@ class ApiHandler(BaseHTTPRequestHandler):
         fields = parse_field_selector(_one(query, "fieldSelector"))
         if target.name is not None:
             fields = parse_field_selector(
-                ",".join(filter(None, [f"metadata.name={target.name}", _one(query, "fieldSelector")]))
+                ",".join(
+                    filter(None, [f"metadata.name={target.name}", _one(query, "fieldSelector")])
+                )
             )
         if target.watch_path or _flag(query, "watch"):
             timeout = _one(query, "timeoutSeconds")
@@ -412,7 +420,7 @@ class ApiHandler(BaseHTTPRequestHandler):
             limit = int(limit_text)
         except ValueError:
             raise errors.bad_request(f"invalid limit: {limit_text}") from None
-        page = self.server.store.list(
+        page = self.server.store.list_page(
             rtype,
             target.namespace,
             labels=labels,
@@ -477,7 +485,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         store = self.server.store
         rtype = target.rtype
         if target.name is None:
-            page = store.list(
+            page = store.list_page(
                 rtype,
                 target.namespace,
                 labels=parse_label_selector(_one(query, "labelSelector")),

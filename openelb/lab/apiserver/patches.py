@@ -67,8 +67,9 @@ def strategic_merge_patch(target: Any, patch: Any, path: tuple[str, ...] = ()) -
         if value is None:
             result.pop(key, None)
         elif isinstance(value, list) and child[-2:] in _PRIMITIVE_MERGE:
-            old = result.get(key) if isinstance(result.get(key), list) else []
-            result[key] = list(old) + [v for v in value if v not in old]
+            existing = result.get(key)
+            old: list[Any] = existing if isinstance(existing, list) else []
+            result[key] = old + [v for v in value if v not in old]
         elif isinstance(value, list) and child[-2:] in _MERGE_KEYS:
             result[key] = _merge_keyed_list(result.get(key), value, _MERGE_KEYS[child[-2:]], child)
         else:
@@ -80,15 +81,17 @@ def strategic_merge_patch(target: Any, patch: Any, path: tuple[str, ...] = ()) -
     return result
 
 
-def _merge_keyed_list(
-    target: Any, patch: list[Any], key: str, path: tuple[str, ...]
-) -> list[Any]:
+def _merge_keyed_list(target: Any, patch: list[Any], key: str, path: tuple[str, ...]) -> list[Any]:
     items = [copy.deepcopy(x) for x in target] if isinstance(target, list) else []
     for element in patch:
         if not isinstance(element, dict) or key not in element:
             raise _unprocessable(f"{'.'.join(path)}: every element needs the merge key {key!r}")
         index = next(
-            (i for i, old in enumerate(items) if isinstance(old, dict) and old.get(key) == element[key]),
+            (
+                i
+                for i, old in enumerate(items)
+                if isinstance(old, dict) and old.get(key) == element[key]
+            ),
             None,
         )
         if element.get("$patch") == "delete":

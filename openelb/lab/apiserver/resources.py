@@ -28,7 +28,7 @@ class ResourceType:
     kind: str
     namespaced: bool
     status_subresource: bool = False
-    """``/status`` exists; the main endpoint then ignores status and ``/status`` ignores the rest."""
+    """``/status`` exists: the main endpoint ignores status, ``/status`` ignores the rest."""
     unconditional_update: bool = True
     """A PUT without ``metadata.resourceVersion`` is accepted (false for Leases and CRs: 422)."""
     create_on_update: bool = False
@@ -65,7 +65,12 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         return_deleted_object=True,
     ),
     ResourceType(
-        group="", version="v1", plural="nodes", kind="Node", namespaced=False, status_subresource=True
+        group="",
+        version="v1",
+        plural="nodes",
+        kind="Node",
+        namespaced=False,
+        status_subresource=True,
     ),
     ResourceType(
         group="",
@@ -77,7 +82,12 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
         return_deleted_object=True,
     ),
     ResourceType(
-        group="", version="v1", plural="events", kind="Event", namespaced=True, create_on_update=True
+        group="",
+        version="v1",
+        plural="events",
+        kind="Event",
+        namespaced=True,
+        create_on_update=True,
     ),
     ResourceType(group="", version="v1", plural="configmaps", kind="ConfigMap", namespaced=True),
     ResourceType(
@@ -141,8 +151,8 @@ def types_from_crd(crd: Mapping[str, Any], *, source: str = "<crd>") -> list[Res
 
 
 def load_crd_dir(directory: Path) -> list[ResourceType]:
-    """Every CRD in ``*.yaml``/``*.yml``/``*.json`` files of a directory (multi-document YAML ok)."""
-    import yaml
+    """Every CRD in the ``*.yaml``/``*.yml``/``*.json`` files of a directory."""
+    import yaml  # type: ignore[import-untyped]
 
     if not directory.is_dir():
         raise CrdError(f"CRD directory {directory} does not exist")

@@ -19,7 +19,7 @@ from openelb.lab.apiserver.resources import ResourceType
 _ALWAYS_KEPT = ("apiVersion", "kind", "metadata")
 
 
-class _Invalid(Exception):
+class _InvalidError(Exception):
     def __init__(self, path: str, why: str) -> None:
         super().__init__(why)
         self.path = path
@@ -41,8 +41,8 @@ def prune_and_validate(rtype: ResourceType, obj: dict[str, Any]) -> dict[str, An
                 result[key] = value
         for key in schema.get("required") or []:
             if key not in result:
-                raise _Invalid(key, "Required value")
-    except _Invalid as exc:
+                raise _InvalidError(key, "Required value")
+    except _InvalidError as exc:
         raise errors.invalid(
             kind=rtype.kind,
             group=rtype.group,
@@ -73,27 +73,29 @@ def _walk(schema: Mapping[str, Any], value: Any, path: str) -> Any:
     if value is None:
         if schema.get("nullable"):
             return None
-        raise _Invalid(path, f'Invalid value: "null": {path} in body must be of type '
-                       f"{schema.get('type', 'object')}")
+        raise _InvalidError(
+            path,
+            f'Invalid value: "null": {path} in body must be of type {schema.get("type", "object")}',
+        )
     if schema.get("x-kubernetes-int-or-string"):
         if not isinstance(value, (int, str)) or isinstance(value, bool):
-            raise _Invalid(path, f"Invalid value: {value!r}: must be an integer or a string")
+            raise _InvalidError(path, f"Invalid value: {value!r}: must be an integer or a string")
         return value
     expected = schema.get("type")
     actual = _type_name(value)
     if expected and not (expected == actual or (expected == "number" and actual == "integer")):
-        raise _Invalid(
+        raise _InvalidError(
             path,
             f'Invalid value: "{actual}": {path} in body must be of type {expected}: "{actual}"',
         )
     if "enum" in schema and value not in schema["enum"]:
         allowed = ", ".join(f'"{v}"' for v in schema["enum"])
-        raise _Invalid(path, f"Unsupported value: {value!r}: supported values: {allowed}")
+        raise _InvalidError(path, f"Unsupported value: {value!r}: supported values: {allowed}")
     if actual in ("integer", "number"):
         if "minimum" in schema and value < schema["minimum"]:
-            raise _Invalid(path, f"Invalid value: {value}: must be >= {schema['minimum']}")
+            raise _InvalidError(path, f"Invalid value: {value}: must be >= {schema['minimum']}")
         if "maximum" in schema and value > schema["maximum"]:
-            raise _Invalid(path, f"Invalid value: {value}: must be <= {schema['maximum']}")
+            raise _InvalidError(path, f"Invalid value: {value}: must be <= {schema['maximum']}")
     if actual == "array":
         items = schema.get("items") or {}
         return [_walk(items, v, f"{path}[{i}]") for i, v in enumerate(value)]
@@ -117,5 +119,5 @@ def _walk_object(schema: Mapping[str, Any], value: dict[str, Any], path: str) ->
             out[key] = child
     for key in schema.get("required") or []:
         if key not in out:
-            raise _Invalid(f"{path}.{key}", "Required value")
+            raise _InvalidError(f"{path}.{key}", "Required value")
     return out

@@ -200,9 +200,7 @@ class ApiServer:
         methods: Iterable[str] | None = None,
     ) -> None:
         """Stall the next ``n`` matching requests for ``seconds`` (None: until cleared/stopped)."""
-        self.faults.add(
-            "hang", n, seconds=seconds, path_contains=path_contains, methods=methods
-        )
+        self.faults.add("hang", n, seconds=seconds, path_contains=path_contains, methods=methods)
 
     def reset_connections(
         self,
@@ -222,8 +220,11 @@ class ApiServer:
         return self._http.cut(watches_only=True)
 
     def expire_watches(self) -> int:
-        """Compact the history and end every watch with a 410 Expired ERROR event."""
-        floor = self.store.compact()
+        """End every watch with a 410 Expired ERROR event; resuming from any RV is 410 too.
+
+        Clients must relist (as after an etcd compaction that outran them). Returns the new floor.
+        """
+        floor = self.store.compact(everything=True)
         self.store.wake_watchers(expire=True)
         return floor
 

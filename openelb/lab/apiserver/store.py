@@ -163,7 +163,7 @@ class Store:
             raise errors.not_found(plural=rtype.plural, group=rtype.group, name=name)
         return found
 
-    def list(
+    def list_page(
         self,
         rtype: ResourceType,
         namespace: str | None,
@@ -187,9 +187,7 @@ class Store:
             table = self._table(rtype)
             keys = sorted(table) if (limit or continue_token) else list(table)
             snapshot = [table[k] for k in keys if start_after is None or k > start_after]
-        matching = list(
-            iter_matching(snapshot, namespace=namespace, labels=labels, fields=fields)
-        )
+        matching = list(iter_matching(snapshot, namespace=namespace, labels=labels, fields=fields))
         if limit and len(matching) > limit:
             page = matching[:limit]
             last = page[-1].obj["metadata"]
@@ -361,7 +359,9 @@ class Store:
                     field="metadata.name",
                     why="Invalid value: field is immutable",
                 )
-            return self._replace(rtype, key, current, _normalise_body(rtype, patched), status=status)
+            return self._replace(
+                rtype, key, current, _normalise_body(rtype, patched), status=status
+            )
 
     def _replace(
         self, rtype: ResourceType, key: Key, current: Stored, obj: Obj, *, status: bool
@@ -492,9 +492,15 @@ class Store:
                     return [], self._floor, self._rv
                 self.cond.wait(remaining)
 
-    def compact(self, rv: int | None = None) -> int:
-        """Forget history up to ``rv`` (default: all of it); watches from before it get 410."""
+    def compact(self, rv: int | None = None, *, everything: bool = False) -> int:
+        """Forget history up to ``rv`` (default: all of it); watches from before it get 410.
+
+        ``everything`` also advances the resourceVersion past every one a client may hold, so
+        any resume (even from the latest list) is 410 and clients must relist.
+        """
         with self.cond:
+            if everything:
+                self._rv += 1
             upto = self._rv if rv is None else min(rv, self._rv)
             cut = bisect.bisect_right(self._history, upto, key=_event_rv)
             del self._history[:cut]
@@ -593,8 +599,7 @@ def _patcher(rtype: ResourceType, content_type: str) -> Callable[[Any, Any], Any
         415,
         "UnsupportedMediaType",
         f"the body of the request was in an unknown format - accepted media types include: "
-        f"{JSON_PATCH}, {MERGE_PATCH}"
-        + ("" if rtype.custom else f", {STRATEGIC_MERGE_PATCH}"),
+        f"{JSON_PATCH}, {MERGE_PATCH}" + ("" if rtype.custom else f", {STRATEGIC_MERGE_PATCH}"),
     )
 
 

@@ -26,7 +26,7 @@ _LIVENESS = 1.0
 """Seconds between checks that an idle watch's client is still connected."""
 
 
-class WatchDropped(Exception):
+class WatchDroppedError(Exception):
     """The stream must end without a clean close (fault injection or server stop)."""
 
 
@@ -43,7 +43,8 @@ class WatchRequest:
 
 
 def _error_line(error: ApiError) -> bytes:
-    return json.dumps({"type": "ERROR", "object": error.status()}).encode() + b"\n"
+    body = {"type": "ERROR", "object": error.status()}
+    return json.dumps(body, separators=(",", ":")).encode() + b"\n"
 
 
 def _bookmark_line(rtype: ResourceType, rv: int, *, initial_end: bool = False) -> bytes:
@@ -55,7 +56,7 @@ def _bookmark_line(rtype: ResourceType, rv: int, *, initial_end: bool = False) -
 
 
 def parse_start(resource_version: str | None) -> int | None:
-    """None: start from the current state with synthetic ADDED events; else the RV to resume after."""
+    """None: start from the current state (synthetic ADDED); else the RV to resume after."""
     if resource_version in (None, "", "0"):
         return None
     try:
@@ -142,10 +143,14 @@ class WatchStream:
         next_bookmark = now + self.bookmark_interval
         while True:
             if self.store.watch_drop_epoch != self._drop_epoch or self.store.closed:
-                raise WatchDropped
+                raise WatchDroppedError
             if self.store.watch_expire_epoch != self._expire_epoch:
-                yield _error_line(errors.expired("The resourceVersion for the provided watch is "
-                                                 "too old (the server expired this watch)."))
+                yield _error_line(
+                    errors.expired(
+                        "The resourceVersion for the provided watch is "
+                        "too old (the server expired this watch)."
+                    )
+                )
                 return
             now = time.monotonic()
             # Wake at least every second so a vanished client is noticed (the empty chunk).
