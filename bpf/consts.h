@@ -67,8 +67,7 @@ enum oelb_reason {
 	OELB_NOT_REQUEST = 9,
 	OELB_GATE_CLOSED = 10,
 	OELB_TOO_MANY_VLANS = 11,
-	OELB_TX_ERROR = 12,
-	OELB_REASON_MAX = 13,
+	OELB_REASON_MAX = 12,
 };
 
 /* Address family in conflict events (AF_INET / AF_INET6 on Linux). */

@@ -57,7 +57,6 @@ COUNTER_REASONS: Final = (
     "not_request",  # ARP reply or announcement (sender IP == target IP): nothing to answer
     "gate_closed",  # owned VIP, but the liveness gate is closed: passed, not answered
     "too_many_vlans",  # more than two VLAN tags: passed untouched
-    "tx_error",  # the reply could not be built (frame could not be resized): passed
 )
 """Reasons a responder counts, in the order of the C enum in ``bpf/consts.h``."""
 
