@@ -246,25 +246,45 @@ class HeartbeatTransport:
 
     # --- receiver thread -------------------------------------------------------------------------
 
+    def drain_now(self) -> int:
+        """Read every datagram already queued in the socket into :attr:`inbox`, without waiting.
+
+        The control loop calls this right before asking the detector for verdicts: if the
+        receiver thread was starved (GIL, load), heartbeats sitting in the kernel still count,
+        so our own pause never becomes a peer's death.
+        """
+        count = 0
+        while True:
+            try:
+                self._receive_one(socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError, TimeoutError):
+                return count
+            except OSError:
+                return count
+            count += 1
+
+    def _receive_one(self, flags: int = 0) -> None:
+        data, ancdata, _, source = self._sock.recvmsg(
+            wire.MAX_DATAGRAM + 64, socket.CMSG_SPACE(_TIMESPEC.size), flags
+        )
+        arrived = time.monotonic()
+        kernel_ns = 0
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
+                sec, nsec = _TIMESPEC.unpack(payload[: _TIMESPEC.size])
+                kernel_ns = sec * 1_000_000_000 + nsec
+        self.handle_datagram(data, arrived=arrived, source=source, kernel_ns=kernel_ns)
+
     def _receive_loop(self) -> None:
-        ancbufsize = socket.CMSG_SPACE(_TIMESPEC.size)
         while not self._closing.is_set():
             try:
-                data, ancdata, _, source = self._sock.recvmsg(wire.MAX_DATAGRAM + 64, ancbufsize)
+                self._receive_one()
             except TimeoutError:
                 continue
             except OSError:
                 if self._closing.is_set():
                     return
                 time.sleep(0.01)
-                continue
-            arrived = time.monotonic()
-            kernel_ns = 0
-            for level, kind, payload in ancdata:
-                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS:
-                    sec, nsec = _TIMESPEC.unpack(payload[: _TIMESPEC.size])
-                    kernel_ns = sec * 1_000_000_000 + nsec
-            self.handle_datagram(data, arrived=arrived, source=source, kernel_ns=kernel_ns)
 
     def handle_datagram(
         self, data: bytes, *, arrived: float, source: tuple[str, int], kernel_ns: int = 0

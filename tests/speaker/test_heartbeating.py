@@ -208,3 +208,17 @@ def test_the_sender_stamps_the_liveness_gate_and_stops_when_hung(impl: str) -> N
             assert stamped <= time.monotonic_ns() + 100_000_000
     finally:
         os.close(fd)
+
+
+def test_drain_now_reads_what_the_kernel_holds_without_the_receiver_thread() -> None:
+    with HeartbeatTransport(node="b", incarnation=1, bind=("127.0.0.1", 0)) as b:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for seq in range(1, 6):
+                s.sendto(wire.heartbeat(sender="x", incarnation=1, sequence=seq), b.address)
+        deadline = time.monotonic() + 5
+        got = 0
+        while got < 5 and time.monotonic() < deadline:
+            got += b.drain_now()
+        assert got == 5
+        assert [b.inbox.get_nowait().message.sequence for _ in range(5)] == [1, 2, 3, 4, 5]
+        assert b.drain_now() == 0
