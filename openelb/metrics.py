@@ -182,6 +182,57 @@ def ipam_allocation_failed(reason: str) -> None:
 # --- dataplane -----------------------------------------------------------------------------------
 
 
+# dataplane, packet side: AF_PACKET fallback responder, announce sender, packet module
+
+DATAPLANE_PACKET_MODULE = Gauge(
+    "openelb_dataplane_packet_module",
+    "1 for the packet module implementation in use (compiled | python).",
+    ["implementation"],
+    registry=registry,
+)
+DATAPLANE_AFPACKET_PACKETS = Counter(
+    "openelb_dataplane_afpacket_packets_total",
+    "ARP/NDP frames the AF_PACKET fallback responder handled, by interface and reason "
+    "(arp_reply, probe_reply, ns_reply, dad_reply, miss, conflict, malformed, ...).",
+    ["interface", "reason"],
+    registry=registry,
+)
+DATAPLANE_FRAMES_SENT = Counter(
+    "openelb_dataplane_frames_sent_total",
+    "Frames the announce sender put on the wire, by interface and kind "
+    "(garp_request, garp_reply, unsolicited_na, arp_probe, dad_ns).",
+    ["interface", "kind"],
+    registry=registry,
+)
+DATAPLANE_SEND_ERRORS = Counter(
+    "openelb_dataplane_send_errors_total",
+    "Announce/probe sends that failed, by interface.",
+    ["interface"],
+    registry=registry,
+)
+
+
+def dataplane_packet_module(implementation: str) -> None:
+    """Record which packet module (compiled | python) this process uses."""
+    for other in ("compiled", "python"):
+        DATAPLANE_PACKET_MODULE.labels(other).set(1 if other == implementation else 0)
+
+
+def afpacket_counted(interface: str, reason: str, count: int) -> None:
+    """Add the AF_PACKET responder's frames of one reason (a delta since the last report)."""
+    DATAPLANE_AFPACKET_PACKETS.labels(interface, reason).inc(count)
+
+
+def frames_sent(interface: str, kind: str, count: int = 1) -> None:
+    """Count announce/probe frames that left (``kind``: garp_request, unsolicited_na, ...)."""
+    if count:
+        DATAPLANE_FRAMES_SENT.labels(interface, kind).inc(count)
+
+
+def send_failed(interface: str) -> None:
+    DATAPLANE_SEND_ERRORS.labels(interface).inc()
+
+
 # --- speaker: membership, failure detection, announcing ------------------------------------------
 
 # Heartbeat timing is in milliseconds territory: buckets from 0.1 ms to 1 s.
@@ -321,6 +372,10 @@ def conflict_seen(kind: str) -> None:
 
 __all__ = [
     "BUILD_INFO",
+    "DATAPLANE_AFPACKET_PACKETS",
+    "DATAPLANE_FRAMES_SENT",
+    "DATAPLANE_PACKET_MODULE",
+    "DATAPLANE_SEND_ERRORS",
     "IPAM_ALLOCATIONS",
     "IPAM_FAILURES",
     "IPAM_POOL_FREE",
@@ -334,6 +389,9 @@ __all__ = [
     "KUBE_STATUS_CONFLICTS",
     "KUBE_WATCH_ERRORS",
     "KUBE_WATCH_RELISTS",
+    "afpacket_counted",
+    "dataplane_packet_module",
+    "frames_sent",
     "ipam_allocated",
     "ipam_allocation_failed",
     "ipam_pool_observed",
@@ -346,5 +404,6 @@ __all__ = [
     "kube_watch_failed",
     "kube_watch_relisted",
     "registry",
+    "send_failed",
     "set_build_info",
 ]
