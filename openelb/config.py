@@ -11,6 +11,58 @@ from dataclasses import dataclass
 # --- kube: client, watches, leader election ------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class KubeSettings:
+    """How openelb talks to the apiserver (``openelb.kube``)."""
+
+    kubeconfig: str | None = None
+    """Path of a kubeconfig (``--kubeconfig``); unset: ``$KUBECONFIG``, in-cluster, default."""
+    context: str | None = None
+    """Context in the kubeconfig (``--context``); unset: its current context."""
+    request_timeout: float = 10.0
+    """Seconds any single request may take (watches: per read, beyond their own timeout)."""
+    watch_timeout_seconds: int = 300
+    """Server-side lifetime of one watch request; the cache re-watches from its RV after it."""
+    backoff_initial: float = 0.2
+    """First delay after a failed list/watch, seconds (doubles per failure, jittered)."""
+    backoff_max: float = 30.0
+    """Cap of that delay, seconds."""
+
+    def __post_init__(self) -> None:
+        if self.request_timeout <= 0 or self.watch_timeout_seconds <= 0:
+            raise ValueError("request_timeout and watch_timeout_seconds must be positive")
+        if not 0 < self.backoff_initial <= self.backoff_max:
+            raise ValueError("backoff needs 0 < backoff_initial <= backoff_max")
+
+
+@dataclass(frozen=True)
+class LeaderElectionSettings:
+    """The manager's Lease leader election (``openelb.kube.leases.LeaseElector``)."""
+
+    enabled: bool = True
+    """Elect a leader (``--leader-elect``); off only for a single manager replica."""
+    lease_name: str = "openelb-manager"
+    """Name of the Lease object."""
+    lease_namespace: str = "openelb-system"
+    """Namespace of the Lease object."""
+    identity: str = ""
+    """This candidate's identity; empty: hostname + a random suffix."""
+    lease_duration: float = 15.0
+    """Seconds a lease is valid after its last renewal; others wait that long after a crash."""
+    renew_deadline: float = 10.0
+    """The leader steps down when it could not renew for this long (< lease_duration, so it
+    stops before anyone else may take over)."""
+    retry_period: float = 2.0
+    """Seconds between acquire/renew attempts (jittered)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.retry_period < self.renew_deadline < self.lease_duration:
+            raise ValueError(
+                "leader election needs 0 < retry_period < renew_deadline < lease_duration "
+                f"(got {self.retry_period}, {self.renew_deadline}, {self.lease_duration})"
+            )
+
+
 # --- manager -------------------------------------------------------------------------------------
 
 
@@ -55,6 +107,47 @@ class IpamSettings:
 
 
 # --- dataplane -----------------------------------------------------------------------------------
+
+
+# dataplane, packet side: AF_PACKET fallback responder and announce sender
+
+
+@dataclass(frozen=True)
+class AfPacketSettings:
+    """The userspace fallback responder (used only where XDP cannot load)."""
+
+    batch: int = 64
+    """Frames received (recvmmsg) and answered (sendmmsg) per system call
+    (``--afpacket-batch``)."""
+    poll_interval: float = 0.05
+    """How long the responder thread sleeps in poll() before checking for shutdown, seconds;
+    requests wake it at once, so this only bounds how fast it stops."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch <= 1024:
+            raise ValueError(f"afpacket batch must be 1-1024 frames, got {self.batch}")
+        if not 0 < self.poll_interval <= 1:
+            raise ValueError(f"afpacket poll interval must be in (0, 1] s: {self.poll_interval}")
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """Address conflict detection before a newly assigned VIP is first announced (RFC 5227
+    for IPv4, a DAD solicitation for IPv6); never on failover."""
+
+    enabled: bool = True
+    """Probe new VIPs at all (``--probe/--no-probe``)."""
+    wait: float = 0.03
+    """How long to listen for a claim, seconds (``--probe-wait``): LAN hosts answer in well
+    under a millisecond, and this delays the first announcement of a new VIP."""
+    count: int = 1
+    """Probes sent, spread over ``wait`` (``--probe-count``)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.wait <= 5:
+            raise ValueError(f"probe wait must be in (0, 5] s, got {self.wait}")
+        if not 1 <= self.count <= 10:
+            raise ValueError(f"probe count must be 1-10, got {self.count}")
 
 
 # --- speaker -------------------------------------------------------------------------------------
