@@ -279,8 +279,11 @@ class KeepalivedSettings:
     """VRRP advertisement interval in seconds (``--vrrp-advert-int``). A backup takes over after
     about 3 intervals plus a skew, so 0.1 s gives ~0.3 s failover; VRRPv3 is what allows a
     sub-second value (VRRPv2 rounds it up to 1 s)."""
-    priority_top: int = 200
-    """Priority of an instance's preferred master (``--vrrp-priority``); others get less."""
+    priority_top: int = 254
+    """Priority of an instance's preferred master (``--vrrp-priority``); others get less.
+    High values matter: a backup waits ``3 * advert_int`` plus a skew of
+    ``(256 - priority) / 256 * advert_int`` before taking over, so 244 instead of, say, 140
+    takes over ~40 ms sooner at the default interval."""
     priority_step: int = 10
     """Priority difference between consecutive nodes in an instance's rotation."""
     unicast: bool = True
