@@ -54,6 +54,44 @@ class IpamSettings:
         return tuple(ids)
 
 
+@dataclass(frozen=True)
+class ManagerSettings:
+    """The manager process: where it runs, how it elects a leader, how it batches work."""
+
+    lease_name: str = "openelb-manager"
+    """Lease the managers compete for (``--lease-name``)."""
+    lease_namespace: str = "openelb-system"
+    """Namespace of that Lease (``--lease-namespace``; in-cluster: the pod's namespace)."""
+    identity: str = ""
+    """This manager's identity in the Lease; empty means ``<hostname>-<pid>``."""
+    lease_duration: float = 15.0
+    """Seconds a Lease is valid without renewal (a standby takes over after this)."""
+    renew_deadline: float = 10.0
+    """Seconds the leader keeps trying to renew before it stops leading (and writing)."""
+    retry_period: float = 2.0
+    """Seconds between renewals / acquisition attempts."""
+    batch_size: int = 500
+    """Most keys reconciled in one batch (one Eip status write per batch and pool)."""
+    metrics_port: int = 9443
+    """Port of the Prometheus endpoint; 0 disables it."""
+    ipam: IpamSettings = IpamSettings()
+    """Router ID range for VIP mode."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.renew_deadline < self.lease_duration:
+            raise ValueError(
+                f"renew deadline {self.renew_deadline}s must be positive and shorter than the "
+                f"lease duration {self.lease_duration}s (or two managers could lead at once)"
+            )
+        if self.retry_period <= 0 or self.retry_period >= self.renew_deadline:
+            raise ValueError(
+                f"retry period {self.retry_period}s must be positive and shorter than the "
+                f"renew deadline {self.renew_deadline}s"
+            )
+        if self.batch_size < 1:
+            raise ValueError(f"batch size {self.batch_size} must be at least 1")
+
+
 # --- dataplane -----------------------------------------------------------------------------------
 
 

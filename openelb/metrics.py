@@ -11,7 +11,7 @@ reads them at scrape time (see the data plane section).
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Info
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from openelb import __version__
 
@@ -109,6 +109,58 @@ def ipam_allocation_failed(reason: str) -> None:
     IPAM_FAILURES.labels(reason).inc()
 
 
+# --- manager: reconcile loop ----------------------------------------------------------------------
+
+MANAGER_BATCH_DURATION = Histogram(
+    "openelb_manager_reconcile_duration_seconds",
+    "Time to reconcile one batch of keys: decide and write (Eip and Service statuses).",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=registry,
+)
+MANAGER_RECONCILED = Counter(
+    "openelb_manager_services_reconciled_total",
+    "Service reconciles run by the leading manager.",
+    registry=registry,
+)
+MANAGER_WRITE_ERRORS = Counter(
+    "openelb_manager_reconcile_errors_total",
+    "Writes that failed and were retried, by kind (conflict | error).",
+    ["kind"],
+    registry=registry,
+)
+MANAGER_MANAGED = Gauge(
+    "openelb_manager_services_managed",
+    "Services the manager allocates for (opted in, or still carrying its finalizer).",
+    registry=registry,
+)
+MANAGER_LEADING = Gauge(
+    "openelb_manager_leading",
+    "1 while this manager leads (and writes), else 0.",
+    registry=registry,
+)
+
+
+def manager_batch_done(*, seconds: float, services: int) -> None:
+    """Record one reconcile batch."""
+    MANAGER_BATCH_DURATION.observe(seconds)
+    MANAGER_RECONCILED.inc(services)
+
+
+def manager_write_failed(kind: str) -> None:
+    """Count a failed write (``conflict`` or ``error``)."""
+    MANAGER_WRITE_ERRORS.labels(kind).inc()
+
+
+def manager_leading(leading: bool) -> None:
+    """Record whether this manager leads."""
+    MANAGER_LEADING.set(1 if leading else 0)
+
+
+def manager_managed(count: int) -> None:
+    """Record how many Services the manager allocates for."""
+    MANAGER_MANAGED.set(count)
+
+
 # --- dataplane -----------------------------------------------------------------------------------
 
 
@@ -125,11 +177,20 @@ __all__ = [
     "IPAM_POOL_SIZE",
     "IPAM_POOL_USED",
     "IPAM_RELEASES",
+    "MANAGER_BATCH_DURATION",
+    "MANAGER_LEADING",
+    "MANAGER_MANAGED",
+    "MANAGER_RECONCILED",
+    "MANAGER_WRITE_ERRORS",
     "ipam_allocated",
     "ipam_allocation_failed",
     "ipam_pool_observed",
     "ipam_pool_removed",
     "ipam_released",
+    "manager_batch_done",
+    "manager_leading",
+    "manager_managed",
+    "manager_write_failed",
     "registry",
     "set_build_info",
 ]
