@@ -11,6 +11,58 @@ from dataclasses import dataclass
 # --- kube: client, watches, leader election ------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class KubeSettings:
+    """How openelb talks to the apiserver (``openelb.kube``)."""
+
+    kubeconfig: str | None = None
+    """Path of a kubeconfig (``--kubeconfig``); unset: ``$KUBECONFIG``, in-cluster, default."""
+    context: str | None = None
+    """Context in the kubeconfig (``--context``); unset: its current context."""
+    request_timeout: float = 10.0
+    """Seconds any single request may take (watches: per read, beyond their own timeout)."""
+    watch_timeout_seconds: int = 300
+    """Server-side lifetime of one watch request; the cache re-watches from its RV after it."""
+    backoff_initial: float = 0.2
+    """First delay after a failed list/watch, seconds (doubles per failure, jittered)."""
+    backoff_max: float = 30.0
+    """Cap of that delay, seconds."""
+
+    def __post_init__(self) -> None:
+        if self.request_timeout <= 0 or self.watch_timeout_seconds <= 0:
+            raise ValueError("request_timeout and watch_timeout_seconds must be positive")
+        if not 0 < self.backoff_initial <= self.backoff_max:
+            raise ValueError("backoff needs 0 < backoff_initial <= backoff_max")
+
+
+@dataclass(frozen=True)
+class LeaderElectionSettings:
+    """The manager's Lease leader election (``openelb.kube.leases.LeaseElector``)."""
+
+    enabled: bool = True
+    """Elect a leader (``--leader-elect``); off only for a single manager replica."""
+    lease_name: str = "openelb-manager"
+    """Name of the Lease object."""
+    lease_namespace: str = "openelb-system"
+    """Namespace of the Lease object."""
+    identity: str = ""
+    """This candidate's identity; empty: hostname + a random suffix."""
+    lease_duration: float = 15.0
+    """Seconds a lease is valid after its last renewal; others wait that long after a crash."""
+    renew_deadline: float = 10.0
+    """The leader steps down when it could not renew for this long (< lease_duration, so it
+    stops before anyone else may take over)."""
+    retry_period: float = 2.0
+    """Seconds between acquire/renew attempts (jittered)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.retry_period < self.renew_deadline < self.lease_duration:
+            raise ValueError(
+                "leader election needs 0 < retry_period < renew_deadline < lease_duration "
+                f"(got {self.retry_period}, {self.renew_deadline}, {self.lease_duration})"
+            )
+
+
 # --- manager -------------------------------------------------------------------------------------
 
 
@@ -56,40 +108,26 @@ class IpamSettings:
 
 @dataclass(frozen=True)
 class ManagerSettings:
-    """The manager process: where it runs, how it elects a leader, how it batches work."""
+    """The manager process (``openelb manager``): API access, election, batching, metrics."""
 
-    lease_name: str = "openelb-manager"
-    """Lease the managers compete for (``--lease-name``)."""
-    lease_namespace: str = "openelb-system"
-    """Namespace of that Lease (``--lease-namespace``; in-cluster: the pod's namespace)."""
-    identity: str = ""
-    """This manager's identity in the Lease; empty means ``<hostname>-<pid>``."""
-    lease_duration: float = 15.0
-    """Seconds a Lease is valid without renewal (a standby takes over after this)."""
-    renew_deadline: float = 10.0
-    """Seconds the leader keeps trying to renew before it stops leading (and writing)."""
-    retry_period: float = 2.0
-    """Seconds between renewals / acquisition attempts."""
-    batch_size: int = 500
-    """Most keys reconciled in one batch (one Eip status write per batch and pool)."""
-    metrics_port: int = 9443
-    """Port of the Prometheus endpoint; 0 disables it."""
+    kube: KubeSettings = KubeSettings()
+    """How to reach the apiserver."""
+    leader: LeaderElectionSettings = LeaderElectionSettings()
+    """The Lease the managers compete for; only the leader writes."""
     ipam: IpamSettings = IpamSettings()
     """Router ID range for VIP mode."""
+    batch_size: int = 500
+    """Most keys reconciled in one batch (one Eip status write per changed pool per batch)."""
+    metrics_port: int = 9443
+    """Port of the Prometheus endpoint (``--metrics-port``); 0 disables it."""
+    metrics_host: str = "0.0.0.0"
+    """Address the Prometheus endpoint binds (``--metrics-host``)."""
 
     def __post_init__(self) -> None:
-        if not 0 < self.renew_deadline < self.lease_duration:
-            raise ValueError(
-                f"renew deadline {self.renew_deadline}s must be positive and shorter than the "
-                f"lease duration {self.lease_duration}s (or two managers could lead at once)"
-            )
-        if self.retry_period <= 0 or self.retry_period >= self.renew_deadline:
-            raise ValueError(
-                f"retry period {self.retry_period}s must be positive and shorter than the "
-                f"renew deadline {self.renew_deadline}s"
-            )
         if self.batch_size < 1:
             raise ValueError(f"batch size {self.batch_size} must be at least 1")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics port {self.metrics_port} is not a TCP port")
 
 
 # --- dataplane -----------------------------------------------------------------------------------

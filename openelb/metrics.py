@@ -37,6 +37,76 @@ def set_build_info(*, dataplane: str, packet_module: str) -> None:
 
 # --- kube: leader election, watches --------------------------------------------------------------
 
+KUBE_LEADER = Gauge(
+    "openelb_kube_leader",
+    "1 while this process holds the leader Lease, else 0.",
+    ["lease"],
+    registry=registry,
+)
+KUBE_LEADER_TRANSITIONS = Counter(
+    "openelb_kube_leader_transitions_total",
+    "Times this process started or stopped leading, by what happened.",
+    ["lease", "transition"],
+    registry=registry,
+)
+KUBE_WATCH_RELISTS = Counter(
+    "openelb_kube_watch_relists_total",
+    "Full lists a watch cache made (start, 410 Gone, errors), by resource.",
+    ["resource"],
+    registry=registry,
+)
+KUBE_WATCH_ERRORS = Counter(
+    "openelb_kube_watch_errors_total",
+    "List/watch failures a cache backed off from, by resource and reason.",
+    ["resource", "reason"],
+    registry=registry,
+)
+KUBE_CACHE_OBJECTS = Gauge(
+    "openelb_kube_cache_objects",
+    "Objects held in a watch cache, by resource.",
+    ["resource"],
+    registry=registry,
+)
+KUBE_EVENTS = Counter(
+    "openelb_kube_events_total",
+    "Kubernetes Events recorded, by outcome (created, aggregated, dropped, failed).",
+    ["outcome"],
+    registry=registry,
+)
+KUBE_STATUS_CONFLICTS = Counter(
+    "openelb_kube_status_conflicts_total",
+    "Status writes that hit a 409 and were re-read and re-applied, by resource.",
+    ["resource"],
+    registry=registry,
+)
+
+
+def kube_leader_changed(lease: str, *, leading: bool, transition: str) -> None:
+    """Record a start (``acquired``) or stop (``released``, ``lost``, ``renew-failed``)."""
+    KUBE_LEADER.labels(lease).set(1 if leading else 0)
+    KUBE_LEADER_TRANSITIONS.labels(lease, transition).inc()
+
+
+def kube_watch_relisted(resource: str, *, objects: int) -> None:
+    KUBE_WATCH_RELISTS.labels(resource).inc()
+    KUBE_CACHE_OBJECTS.labels(resource).set(objects)
+
+
+def kube_watch_failed(resource: str, reason: str) -> None:
+    KUBE_WATCH_ERRORS.labels(resource, reason).inc()
+
+
+def kube_cache_size(resource: str, objects: int) -> None:
+    KUBE_CACHE_OBJECTS.labels(resource).set(objects)
+
+
+def kube_event(outcome: str) -> None:
+    KUBE_EVENTS.labels(outcome).inc()
+
+
+def kube_status_conflict(resource: str) -> None:
+    KUBE_STATUS_CONFLICTS.labels(resource).inc()
+
 
 # --- ipam / manager ------------------------------------------------------------------------------
 
@@ -133,11 +203,6 @@ MANAGER_MANAGED = Gauge(
     "Services the manager allocates for (opted in, or still carrying its finalizer).",
     registry=registry,
 )
-MANAGER_LEADING = Gauge(
-    "openelb_manager_leading",
-    "1 while this manager leads (and writes), else 0.",
-    registry=registry,
-)
 
 
 def manager_batch_done(*, seconds: float, services: int) -> None:
@@ -149,11 +214,6 @@ def manager_batch_done(*, seconds: float, services: int) -> None:
 def manager_write_failed(kind: str) -> None:
     """Count a failed write (``conflict`` or ``error``)."""
     MANAGER_WRITE_ERRORS.labels(kind).inc()
-
-
-def manager_leading(leading: bool) -> None:
-    """Record whether this manager leads."""
-    MANAGER_LEADING.set(1 if leading else 0)
 
 
 def manager_managed(count: int) -> None:
@@ -177,8 +237,14 @@ __all__ = [
     "IPAM_POOL_SIZE",
     "IPAM_POOL_USED",
     "IPAM_RELEASES",
+    "KUBE_CACHE_OBJECTS",
+    "KUBE_EVENTS",
+    "KUBE_LEADER",
+    "KUBE_LEADER_TRANSITIONS",
+    "KUBE_STATUS_CONFLICTS",
+    "KUBE_WATCH_ERRORS",
+    "KUBE_WATCH_RELISTS",
     "MANAGER_BATCH_DURATION",
-    "MANAGER_LEADING",
     "MANAGER_MANAGED",
     "MANAGER_RECONCILED",
     "MANAGER_WRITE_ERRORS",
@@ -187,8 +253,13 @@ __all__ = [
     "ipam_pool_observed",
     "ipam_pool_removed",
     "ipam_released",
+    "kube_cache_size",
+    "kube_event",
+    "kube_leader_changed",
+    "kube_status_conflict",
+    "kube_watch_failed",
+    "kube_watch_relisted",
     "manager_batch_done",
-    "manager_leading",
     "manager_managed",
     "manager_write_failed",
     "registry",
