@@ -1,0 +1,331 @@
+"""One batch of reconciling: read the caches, decide, write in a crash-safe order.
+
+The order inside a batch is what makes a crash at any point harmless:
+
+1. finalizers first, so a Service that gets an address cannot be deleted without its release;
+2. Eip statuses (``used`` is the reservation) before Service statuses, so a manager killed
+   between the two finds the reservation on restart and gives the Service the same address;
+3. Service statuses; each success tells the reconciler the address is now published;
+4. finalizer removals last, once the release is in the Eip status.
+
+A failed write leaves the key for a retry; IPAM already holds the decision in memory, so the
+retry reaches the same answer. The controller is driven by one worker thread; it is the only
+user of the :class:`Reconciler`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from openelb import metrics
+from openelb.ipam import ServiceKey, parse_ip
+from openelb.kube.errors import Conflict, KubeError, NotFound
+from openelb.manager.decisions import EventNote, FinalizerChange, ServiceDecision, StartReport
+from openelb.manager.optin import Raw
+from openelb.manager.reconciler import Reconciler, is_ours
+from openelb.manager.writing import FencedWriter, NotLeadingError
+
+log = logging.getLogger(__name__)
+
+EIPS_KEY = "eips"
+"""Queue key: the set of Eips changed (re-read all; they are few)."""
+NAMESPACE_PREFIX = "namespace/"
+"""Queue key prefix: a Namespace's labels changed."""
+
+
+class Store(Protocol):
+    """What the controller reads: a watch cache of raw objects by ``ns/name`` or ``name``."""
+
+    def get(self, key: str) -> Any: ...
+
+    def items(self) -> Any: ...
+
+
+class EventSink(Protocol):
+    """Where Events go (``openelb.kube.events.EventRecorder``)."""
+
+    def event(self, obj: Any, type: str, reason: str, message: str) -> Any: ...
+
+
+@dataclass
+class BatchResult:
+    """What a batch left to do."""
+
+    retry: set[str] = field(default_factory=set)
+    """Keys to retry with backoff (a write failed)."""
+    later: dict[str, float] = field(default_factory=dict)
+    """Keys to reconcile again after a delay (waiting for an address to be let go)."""
+    writes: int = 0
+    """API writes made."""
+
+
+def service_queue_key(key: ServiceKey) -> str:
+    """Queue key of a Service."""
+    return f"{key.namespace}/{key.name}"
+
+
+def raw_of(item: Any) -> Raw | None:
+    """A cache entry as raw JSON (caches may hold views carrying ``raw``)."""
+    if item is None:
+        return None
+    if isinstance(item, Mapping):
+        return item
+    raw = getattr(item, "raw", None)
+    return raw if isinstance(raw, Mapping) else None
+
+
+def _rv(raw: Raw | None) -> int:
+    try:
+        return int((raw or {}).get("metadata", {}).get("resourceVersion", -1))
+    except (TypeError, ValueError):
+        return -1
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Controller:
+    """Applies the reconciler's decisions to the API, in batches."""
+
+    def __init__(
+        self,
+        *,
+        services: Store,
+        eips: Store,
+        namespaces: Store,
+        writer: FencedWriter,
+        events: EventSink,
+        reconciler: Reconciler | None = None,
+        clock: Callable[[], str] = _now,
+    ) -> None:
+        self.reconciler = reconciler or Reconciler()
+        self._services = services
+        self._eips = eips
+        self._namespaces = namespaces
+        self._writer = writer
+        self._events = events
+        self._clock = clock
+        self._written: dict[str, Raw] = {}
+        """Objects as our own writes returned them: newer than the cache until it catches up."""
+
+    # --- start ---------------------------------------------------------------------------------
+
+    def start(self) -> tuple[StartReport, list[str]]:
+        """Rebuild from the caches; returns the report and every key to reconcile."""
+        services = [raw for item in self._services.items() if (raw := raw_of(_value(item)))]
+        report = self.reconciler.start(
+            services=services,
+            eips=self._all(self._eips),
+            namespaces=self._all(self._namespaces),
+        )
+        keys = [service_queue_key(_key(raw)) for raw in services if is_ours(raw)]
+        return report, [EIPS_KEY, *keys]
+
+    def use_stores(self, *, services: Store, eips: Store) -> None:
+        """Read from these from now on (the watch caches, after a rebuild from fresh lists)."""
+        self._services = services
+        self._eips = eips
+
+    # --- one batch -----------------------------------------------------------------------------
+
+    def run_batch(self, keys: Iterable[str]) -> BatchResult:
+        """Reconcile ``keys`` (Service keys and control keys) with crash-safe write order."""
+        started = time.perf_counter()
+        result = BatchResult()
+        service_keys: dict[str, None] = {}
+        for key in keys:
+            if key == EIPS_KEY:
+                self.reconciler.set_eips(self._all(self._eips))
+                service_keys.update(dict.fromkeys(self._our_service_keys()))
+                service_keys.setdefault(EIPS_KEY)
+            elif key.startswith(NAMESPACE_PREFIX):
+                name = key.removeprefix(NAMESPACE_PREFIX)
+                self.reconciler.set_namespace(name, raw_of(self._namespaces.get(name)))
+                service_keys.update(dict.fromkeys(self._our_service_keys(namespace=name)))
+            else:
+                service_keys.setdefault(key)
+        service_keys.pop(EIPS_KEY, None)
+
+        decided: list[tuple[str, Raw | None, ServiceDecision]] = []
+        for key in service_keys:
+            raw = self._latest_service(key)
+            namespace, _, name = key.partition("/")
+            decision = self.reconciler.reconcile(ServiceKey(namespace, name), raw)
+            decided.append((key, raw, decision))
+            if decision.retry_after is not None:
+                result.later[key] = decision.retry_after
+        try:
+            self._apply(decided, result)
+        except NotLeadingError:
+            log.info("leadership lost mid-batch: stopped writing")
+            result.retry.update(service_keys)
+        metrics.manager_batch_done(
+            seconds=time.perf_counter() - started, services=len(service_keys)
+        )
+        return result
+
+    def _apply(
+        self, decided: list[tuple[str, Raw | None, ServiceDecision]], result: BatchResult
+    ) -> None:
+        ready: list[tuple[str, Raw, ServiceDecision]] = []
+        for key, stored, decision in decided:
+            if stored is None:
+                continue
+            current: Raw | None = stored
+            if decision.finalizer is FinalizerChange.ADD:
+                current = self._write(key, result, self._writer.set_finalizer, stored, present=True)
+            if current is not None:
+                ready.append((key, current, decision))
+
+        self.reconciler.refresh_router_ids()
+        eips_ok = self._write_eips(result)
+
+        for key, raw, decision in ready:
+            latest: Raw | None = raw
+            if decision.ingress is not None:
+                latest = self._write(key, result, self._writer.set_ingress, raw, decision.ingress)
+                if latest is None:
+                    continue
+                self.reconciler.published(_key(latest), decision.ingress)
+            if decision.finalizer is FinalizerChange.REMOVE:
+                if not eips_ok:
+                    result.retry.add(key)
+                    continue
+                self._write(key, result, self._writer.set_finalizer, latest, present=False)
+        for key, seen, decision in decided:
+            if seen is not None:
+                self._record(seen, decision, written=key not in result.retry)
+        self._observe(decided)
+
+    def _write(
+        self,
+        key: str,
+        result: BatchResult,
+        write: Callable[..., dict[str, Any]],
+        *args: Any,
+        **kwargs: Any,
+    ) -> Raw | None:
+        try:
+            updated = write(*args, **kwargs)
+        except NotLeadingError:
+            raise
+        except NotFound:
+            # Gone: the cache's DELETED event brings the key back with nothing to write.
+            self._written.pop(key, None)
+            return None
+        except Conflict:
+            metrics.manager_write_failed("conflict")
+            self._written.pop(key, None)
+            result.retry.add(key)
+            return None
+        except KubeError as exc:
+            metrics.manager_write_failed("error")
+            log.warning("write for %s failed: %s", key, exc)
+            result.retry.add(key)
+            return None
+        result.writes += 1
+        self._written[key] = updated
+        return updated
+
+    def _write_eips(self, result: BatchResult) -> bool:
+        ok = True
+        now = self._clock()
+        for name in self.reconciler.eip_names():
+            raw = self._latest(self._eips, name)
+            if raw is None:
+                continue
+            status = self.reconciler.eip_status(name, now=now)
+            if status is not None and status != (raw.get("status") or {}):
+                written = self._write(
+                    _eip_key(name), result, self._writer.set_eip_status, raw, status
+                )
+                if written is None:
+                    ok = False
+            for note in self.reconciler.eip_events(name):
+                self._emit(raw, note)
+        if not ok:
+            result.retry.add(EIPS_KEY)
+        return ok
+
+    def _record(self, raw: Raw, decision: ServiceDecision, *, written: bool) -> None:
+        """Warnings always (they are reported once); the rest only once the write is done."""
+        for note in decision.events:
+            if written or note.type == "Warning":
+                self._emit(raw, note)
+
+    def _emit(self, raw: Raw, note: EventNote) -> None:
+        try:
+            self._events.event(raw, note.type, note.reason, note.message)
+        except KubeError as exc:  # an Event is best effort: never fail a reconcile for it
+            log.debug("event %s on %s not recorded: %s", note.reason, _key(raw), exc)
+
+    def _observe(self, decided: list[tuple[str, Raw | None, ServiceDecision]]) -> None:
+        for _, _, decision in decided:
+            for assigned in decision.allocated:
+                metrics.ipam_allocated(pool=assigned.pool, family=assigned.family.value)
+            for ip in decision.released:
+                family, _ = parse_ip(ip)
+                metrics.ipam_released(family=family.value)
+            if decision.failure is not None and decision.events:
+                metrics.ipam_allocation_failed(decision.failure.value)
+        pools = self.reconciler.allocator.pools
+        for name, pool in pools.items():
+            size = pool.range.size if pool.range else 0
+            metrics.ipam_pool_observed(
+                name, size=size, used=len(pool.held), free=pool.free if pool.range else 0
+            )
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def _latest_service(self, key: str) -> Raw | None:
+        return self._latest(self._services, key)
+
+    def _latest(self, store: Store, key: str) -> Raw | None:
+        """The cache's object, or the one our last write returned when that is newer."""
+        cached = raw_of(store.get(key))
+        written_key = key if store is self._services else _eip_key(key)
+        written = self._written.get(written_key)
+        if cached is None:
+            self._written.pop(written_key, None)
+            return None
+        if written is not None and _rv(written) > _rv(cached):
+            return written
+        return cached
+
+    def _our_service_keys(self, namespace: str | None = None) -> list[str]:
+        keys = []
+        for item in self._services.items():
+            raw = raw_of(_value(item))
+            if raw is None or not is_ours(raw):
+                continue
+            key = _key(raw)
+            if namespace is None or key.namespace == namespace:
+                keys.append(service_queue_key(key))
+        return keys
+
+    @staticmethod
+    def _all(store: Store) -> list[Raw]:
+        return [raw for item in store.items() if (raw := raw_of(_value(item))) is not None]
+
+
+def _eip_key(name: str) -> str:
+    """Key of an Eip among written objects (``:`` never occurs in a Service key)."""
+    return f"eip:{name}"
+
+
+def _value(item: Any) -> Any:
+    """``items()`` may yield objects or (key, object) pairs."""
+    if isinstance(item, tuple) and len(item) == 2:
+        return item[1]
+    return item
+
+
+def _key(raw: Raw) -> ServiceKey:
+    meta = raw.get("metadata", {})
+    return ServiceKey(str(meta.get("namespace", "")), str(meta.get("name", "")))
