@@ -111,6 +111,9 @@ class Controller:
         self._writer = writer
         self._events = events
         self._clock = clock
+        self._seen_generation = -1
+        self._eips_dirty = True
+        """Eip statuses may differ from what is stored (recomputing them costs O(addresses))."""
         self._written: dict[str, Raw] = {}
         """Objects as our own writes returned them: newer than the cache until it catches up."""
 
@@ -141,6 +144,7 @@ class Controller:
         service_keys: dict[str, None] = {}
         for key in keys:
             if key == EIPS_KEY:
+                self._eips_dirty = True
                 self.reconciler.set_eips(self._all(self._eips))
                 service_keys.update(dict.fromkeys(self._our_service_keys()))
                 service_keys.setdefault(EIPS_KEY)
@@ -183,8 +187,14 @@ class Controller:
             if current is not None:
                 ready.append((key, current, decision))
 
-        self.reconciler.refresh_router_ids()
-        eips_ok = self._write_eips(result)
+        if self.reconciler.generation != self._seen_generation:
+            self._seen_generation = self.reconciler.generation
+            self._eips_dirty = True
+        eips_ok = True
+        if self._eips_dirty:
+            self.reconciler.refresh_router_ids()
+            eips_ok = self._write_eips(result)
+            self._eips_dirty = not eips_ok
 
         for key, raw, decision in ready:
             latest: Raw | None = raw

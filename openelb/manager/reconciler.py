@@ -83,6 +83,8 @@ class Reconciler:
         self._pending: dict[ServiceKey, list[EventNote]] = {}
         self._eip_problems: dict[str, frozenset[tuple[str, str]]] = {}
         self._router_ids = VipRouterIds()
+        self.generation = 0
+        """Bumped whenever what IPAM holds (or the pools) changed: Eip statuses may differ."""
 
     # --- start and inputs ----------------------------------------------------------------------
 
@@ -130,6 +132,7 @@ class Reconciler:
         self._specs = [eip_spec(raw) for raw in self._eips.values()]
         self.allocator.set_eips(self._specs)
         self._refresh_router_ids()
+        self.generation += 1
 
     def set_namespace(self, name: str, raw: Raw | None) -> None:
         """A Namespace appeared, changed its labels or went away."""
@@ -146,6 +149,13 @@ class Reconciler:
 
     def reconcile(self, key: ServiceKey, raw: Raw | None) -> ServiceDecision:
         """The desired state of Service ``key`` (``raw`` None: it no longer exists)."""
+        before = dict(self.allocator.holdings.of_service(key))
+        decision = self._decide(key, raw)
+        if self.allocator.holdings.of_service(key) != before:
+            self.generation += 1
+        return decision
+
+    def _decide(self, key: ServiceKey, raw: Raw | None) -> ServiceDecision:
         if raw is None:
             released = self.allocator.release(key)
             self._publish(key, ())

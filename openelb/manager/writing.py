@@ -32,10 +32,13 @@ class FencedWriter:
     def __init__(self, api: KubeApi, *, leading: Callable[[], bool]) -> None:
         self._api = api
         self._leading = leading
+        self.attempts = 0
+        """Write requests sent (tests check a standby sends none)."""
 
     def _check(self) -> None:
         if not self._leading():
             raise NotLeadingError
+        self.attempts += 1
 
     def set_finalizer(self, raw: Raw, *, present: bool) -> dict[str, Any]:
         """Add or remove our finalizer, conditional on the object's resourceVersion."""
