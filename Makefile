@@ -35,3 +35,4 @@ janitor: setup
 
 clean:
 	rm -rf build openelb/dataplane/_packet*.so openelb/dataplane/_packet.c ext/*.c
+	rm -f openelb/speaker/_heartbeat*.so  # speaker: native heartbeat pacer

@@ -51,9 +51,18 @@ def extensions() -> list[Extension]:
         sources=["ext/_packet.pyx"],
         extra_compile_args=["-O3"],
     )
+    exts = [ext]
+    # --- speaker: the native heartbeat pacer (optional like _packet; pure-Python twin exists) ---
+    exts.append(
+        Extension(
+            "openelb.speaker._heartbeat",
+            sources=["ext/_heartbeat.pyx"],
+            extra_compile_args=["-O2"],
+        )
+    )
     return list(
         cythonize(
-            [ext],
+            exts,
             language_level=3,
             compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
             quiet=True,

@@ -53,11 +53,51 @@ def speaker(args: tuple[str, ...]) -> None:
     _not_implemented("speaker", 6)
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def lab(args: tuple[str, ...]) -> None:
+@main.group(invoke_without_command=True)
+@click.pass_context
+def lab(ctx: click.Context) -> None:
     """Build the whole system in network namespaces and show a failover."""
-    _not_implemented("lab", 7)
+    if ctx.invoked_subcommand is None:
+        _not_implemented("lab", 7)
+
+
+# --- lab apiserver (issue #3) ------------------------------------------------------------------
+@lab.command("apiserver")
+@click.option("--port", type=int, default=0, show_default=True, help="TCP port (0: any free).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write a kubeconfig for the server here.",
+)
+@click.option(
+    "--crd-dir",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="Directory of CRD manifests to serve [default: deploy/crds].",
+)
+@click.option(
+    "--history-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Watch events kept for resuming watches.",
+)
+def lab_apiserver(
+    port: int, host: str, kubeconfig: str | None, crd_dir: str | None, history_limit: int | None
+) -> None:
+    """Run the embedded Kubernetes apiserver until SIGTERM or Ctrl-C."""
+    from openelb.lab.apiserver.process import serve
+
+    sys.exit(
+        serve(
+            port=port,
+            host=host,
+            kubeconfig=kubeconfig,
+            crd_dir=crd_dir,
+            history_limit=history_limit,
+        )
+    )
 
 
 @main.command()

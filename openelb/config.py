@@ -133,6 +133,47 @@ class ManagerSettings:
 # --- dataplane -----------------------------------------------------------------------------------
 
 
+# dataplane, packet side: AF_PACKET fallback responder and announce sender
+
+
+@dataclass(frozen=True)
+class AfPacketSettings:
+    """The userspace fallback responder (used only where XDP cannot load)."""
+
+    batch: int = 64
+    """Frames received (recvmmsg) and answered (sendmmsg) per system call
+    (``--afpacket-batch``)."""
+    poll_interval: float = 0.05
+    """How long the responder thread sleeps in poll() before checking for shutdown, seconds;
+    requests wake it at once, so this only bounds how fast it stops."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.batch <= 1024:
+            raise ValueError(f"afpacket batch must be 1-1024 frames, got {self.batch}")
+        if not 0 < self.poll_interval <= 1:
+            raise ValueError(f"afpacket poll interval must be in (0, 1] s: {self.poll_interval}")
+
+
+@dataclass(frozen=True)
+class ProbeSettings:
+    """Address conflict detection before a newly assigned VIP is first announced (RFC 5227
+    for IPv4, a DAD solicitation for IPv6); never on failover."""
+
+    enabled: bool = True
+    """Probe new VIPs at all (``--probe/--no-probe``)."""
+    wait: float = 0.03
+    """How long to listen for a claim, seconds (``--probe-wait``): LAN hosts answer in well
+    under a millisecond, and this delays the first announcement of a new VIP."""
+    count: int = 1
+    """Probes sent, spread over ``wait`` (``--probe-count``)."""
+
+    def __post_init__(self) -> None:
+        if not 0 < self.wait <= 5:
+            raise ValueError(f"probe wait must be in (0, 5] s, got {self.wait}")
+        if not 1 <= self.count <= 10:
+            raise ValueError(f"probe count must be 1-10, got {self.count}")
+
+
 # --- speaker -------------------------------------------------------------------------------------
 
 

@@ -224,13 +224,200 @@ def manager_managed(count: int) -> None:
 # --- dataplane -----------------------------------------------------------------------------------
 
 
+# dataplane, packet side: AF_PACKET fallback responder, announce sender, packet module
+
+DATAPLANE_PACKET_MODULE = Gauge(
+    "openelb_dataplane_packet_module",
+    "1 for the packet module implementation in use (compiled | python).",
+    ["implementation"],
+    registry=registry,
+)
+DATAPLANE_AFPACKET_PACKETS = Counter(
+    "openelb_dataplane_afpacket_packets_total",
+    "ARP/NDP frames the AF_PACKET fallback responder handled, by interface and reason "
+    "(arp_reply, probe_reply, ns_reply, dad_reply, miss, conflict, malformed, ...).",
+    ["interface", "reason"],
+    registry=registry,
+)
+DATAPLANE_FRAMES_SENT = Counter(
+    "openelb_dataplane_frames_sent_total",
+    "Frames the announce sender put on the wire, by interface and kind "
+    "(garp_request, garp_reply, unsolicited_na, arp_probe, dad_ns).",
+    ["interface", "kind"],
+    registry=registry,
+)
+DATAPLANE_SEND_ERRORS = Counter(
+    "openelb_dataplane_send_errors_total",
+    "Announce/probe sends that failed, by interface.",
+    ["interface"],
+    registry=registry,
+)
+
+
+def dataplane_packet_module(implementation: str) -> None:
+    """Record which packet module (compiled | python) this process uses."""
+    for other in ("compiled", "python"):
+        DATAPLANE_PACKET_MODULE.labels(other).set(1 if other == implementation else 0)
+
+
+def afpacket_counted(interface: str, reason: str, count: int) -> None:
+    """Add the AF_PACKET responder's frames of one reason (a delta since the last report)."""
+    DATAPLANE_AFPACKET_PACKETS.labels(interface, reason).inc(count)
+
+
+def frames_sent(interface: str, kind: str, count: int = 1) -> None:
+    """Count announce/probe frames that left (``kind``: garp_request, unsolicited_na, ...)."""
+    if count:
+        DATAPLANE_FRAMES_SENT.labels(interface, kind).inc(count)
+
+
+def send_failed(interface: str) -> None:
+    DATAPLANE_SEND_ERRORS.labels(interface).inc()
+
+
 # --- speaker: membership, failure detection, announcing ------------------------------------------
+
+# Heartbeat timing is in milliseconds territory: buckets from 0.1 ms to 1 s.
+_HEARTBEAT_BUCKETS = (0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
+
+SPEAKER_HEARTBEATS_SENT = Counter(
+    "openelb_speaker_heartbeats_sent_total",
+    "Heartbeat datagrams sent (one per destination).",
+    registry=registry,
+)
+SPEAKER_HEARTBEAT_SEND_ERRORS = Counter(
+    "openelb_speaker_heartbeat_send_errors_total",
+    "Heartbeat datagrams the kernel refused to send.",
+    registry=registry,
+)
+SPEAKER_HEARTBEATS_STARVED = Counter(
+    "openelb_speaker_heartbeats_starved_total",
+    "Heartbeat periods skipped because the control loop did not refill the ring (hung speaker).",
+    registry=registry,
+)
+SPEAKER_HEARTBEATS_RECEIVED = Counter(
+    "openelb_speaker_heartbeats_received_total",
+    "Heartbeats received from peers.",
+    registry=registry,
+)
+SPEAKER_HEARTBEATS_MISSED = Counter(
+    "openelb_speaker_heartbeats_missed_total",
+    "Heartbeats from peers that never arrived (gaps in their sequence numbers).",
+    registry=registry,
+)
+SPEAKER_DATAGRAMS_REJECTED = Counter(
+    "openelb_speaker_datagrams_rejected_total",
+    "Datagrams on the heartbeat port that were not accepted, by reason.",
+    ["reason"],
+    registry=registry,
+)
+SPEAKER_HEARTBEAT_SEND_LATENESS = Histogram(
+    "openelb_speaker_heartbeat_send_lateness_seconds",
+    "How late the heartbeat thread woke against its schedule (sender jitter).",
+    buckets=_HEARTBEAT_BUCKETS,
+    registry=registry,
+)
+SPEAKER_HEARTBEAT_ARRIVAL_JITTER = Histogram(
+    "openelb_speaker_heartbeat_arrival_jitter_seconds",
+    "Deviation of a peer's heartbeat inter-arrival time from the interval (kernel timestamps).",
+    buckets=_HEARTBEAT_BUCKETS,
+    registry=registry,
+)
+SPEAKER_PEER_DEATHS = Counter(
+    "openelb_speaker_peer_deaths_total",
+    "Peers declared dead, by cause (silence | goodbye | obituary).",
+    ["cause"],
+    registry=registry,
+)
+SPEAKER_VIPS_OWNED = Gauge(
+    "openelb_speaker_vips_owned",
+    "VIPs this speaker owns and answers for.",
+    registry=registry,
+)
+SPEAKER_ANNOUNCEMENTS = Counter(
+    "openelb_speaker_announcements_sent_total",
+    "Gratuitous ARPs (IPv4) and unsolicited NAs (IPv6) sent, by family and interface.",
+    ["family", "interface"],
+    registry=registry,
+)
+SPEAKER_ANNOUNCE_LATENCY = Histogram(
+    "openelb_speaker_announce_latency_seconds",
+    "From the Service/IP event reaching the speaker to its first announcement on the wire.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+    registry=registry,
+)
+SPEAKER_FAILOVER = Histogram(
+    "openelb_speaker_failover_seconds",
+    "From the previous owner's last heartbeat to our takeover announcement.",
+    buckets=(0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 3.0),
+    registry=registry,
+)
+SPEAKER_CONFLICTS = Counter(
+    "openelb_speaker_conflicts_total",
+    "Another host claimed a VIP we own or probe, by kind (probe | announce).",
+    ["kind"],
+    registry=registry,
+)
+
+
+def heartbeat_pacer_observed(
+    *, sent: int, send_errors: int, starved: int, lateness_ns: list[int]
+) -> None:
+    """Fold the heartbeat thread's counters (deltas) and lateness samples in."""
+    if sent:
+        SPEAKER_HEARTBEATS_SENT.inc(sent)
+    if send_errors:
+        SPEAKER_HEARTBEAT_SEND_ERRORS.inc(send_errors)
+    if starved:
+        SPEAKER_HEARTBEATS_STARVED.inc(starved)
+    for late in lateness_ns:
+        SPEAKER_HEARTBEAT_SEND_LATENESS.observe(max(late, 0) / 1e9)
+
+
+def heartbeat_received(*, jitter: float | None, missed: int) -> None:
+    SPEAKER_HEARTBEATS_RECEIVED.inc()
+    if jitter is not None:
+        SPEAKER_HEARTBEAT_ARRIVAL_JITTER.observe(abs(jitter))
+    if missed > 0:
+        SPEAKER_HEARTBEATS_MISSED.inc(missed)
+
+
+def datagram_rejected(reason: str) -> None:
+    SPEAKER_DATAGRAMS_REJECTED.labels(reason).inc()
+
+
+def peer_declared_dead(cause: str) -> None:
+    SPEAKER_PEER_DEATHS.labels(cause).inc()
+
+
+def vips_owned(count: int) -> None:
+    SPEAKER_VIPS_OWNED.set(count)
+
+
+def announcement_sent(*, family: str, interface: str, count: int = 1) -> None:
+    SPEAKER_ANNOUNCEMENTS.labels(family, interface).inc(count)
+
+
+def announce_latency(seconds: float) -> None:
+    SPEAKER_ANNOUNCE_LATENCY.observe(seconds)
+
+
+def failover_observed(seconds: float) -> None:
+    SPEAKER_FAILOVER.observe(seconds)
+
+
+def conflict_seen(kind: str) -> None:
+    SPEAKER_CONFLICTS.labels(kind).inc()
 
 
 # --- vrrp (VIP mode, keepalived) -----------------------------------------------------------------
 
 __all__ = [
     "BUILD_INFO",
+    "DATAPLANE_AFPACKET_PACKETS",
+    "DATAPLANE_FRAMES_SENT",
+    "DATAPLANE_PACKET_MODULE",
+    "DATAPLANE_SEND_ERRORS",
     "IPAM_ALLOCATIONS",
     "IPAM_FAILURES",
     "IPAM_POOL_FREE",
@@ -248,6 +435,9 @@ __all__ = [
     "MANAGER_MANAGED",
     "MANAGER_RECONCILED",
     "MANAGER_WRITE_ERRORS",
+    "afpacket_counted",
+    "dataplane_packet_module",
+    "frames_sent",
     "ipam_allocated",
     "ipam_allocation_failed",
     "ipam_pool_observed",
@@ -263,5 +453,6 @@ __all__ = [
     "manager_managed",
     "manager_write_failed",
     "registry",
+    "send_failed",
     "set_build_info",
 ]

@@ -54,7 +54,7 @@ COUNTER_REASONS: Final = (
     "malformed",  # truncated or wrong-shaped ARP/NS (bad lengths, options)
     "invalid",  # well-formed NS failing RFC 4861 7.1.1 (hop limit, code, target, destination)
     "not_for_us",  # owned VIP, but the Ethernet destination is neither broadcast nor our MAC
-    "not_request",  # ARP that is not a request (replies are passed to the kernel)
+    "not_request",  # ARP reply or announcement (sender IP == target IP): nothing to answer
     "gate_closed",  # owned VIP, but the liveness gate is closed: passed, not answered
     "too_many_vlans",  # more than two VLAN tags: passed untouched
 )

@@ -14,10 +14,16 @@ import functools
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+from openelb.lab.apiserver import ApiServer, lab_api_client
 from openelb.lab.netns import Testbed
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 
 @functools.cache
@@ -94,3 +100,34 @@ def testbed_factory() -> Iterator[Callable[..., Testbed]]:
 def testbed(testbed_factory: Callable[..., Testbed]) -> Testbed:
     """A fresh switch with no hosts yet."""
     return testbed_factory()
+
+
+# --- embedded apiserver (issue #3) -------------------------------------------------------------
+# ``apiserver``: a started in-process ApiServer (deploy/crds loaded), stopped after the test;
+# ``kubeconfig``: a kubeconfig file for it; ``kube_client``: a kubernetes ApiClient for it.
+
+
+@pytest.fixture
+def apiserver() -> Iterator[ApiServer]:
+    """A fresh embedded apiserver on a free loopback port, stopped after the test."""
+    server = ApiServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def kubeconfig(apiserver: ApiServer, tmp_path: Path) -> Path:
+    """Path of a kubeconfig file pointing at ``apiserver``."""
+    return apiserver.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+@pytest.fixture
+def kube_client(apiserver: ApiServer) -> Iterator[ApiClient]:
+    """A ``kubernetes.client.ApiClient`` for ``apiserver`` (closed after the test)."""
+    client = lab_api_client(apiserver.url)
+    try:
+        yield client
+    finally:
+        client.close()  # type: ignore[no-untyped-call]

@@ -103,10 +103,14 @@ class Membership:
     # --- heartbeat fan-out -----------------------------------------------------------------------
 
     def heartbeat_targets(self, backups: Iterable[str]) -> frozenset[str]:
-        """Whom to heartbeat: the backups of our VIPs plus our ring successors (alive only)."""
+        """Whom to heartbeat: the backups of our VIPs plus our ring successors.
+
+        The ring runs over every member, dead ones included: a member we hold dead may only be
+        cut off, and our heartbeats are how it learns (and refutes) that once its link heals.
+        """
         alive = self.alive()
         targets = {b for b in backups if b in alive and b != self.me}
-        targets.update(ring_successors(self.me, alive, self.ring_fanout))
+        targets.update(ring_successors(self.me, self.members(), self.ring_fanout))
         targets.discard(self.me)
         return frozenset(targets)
 
