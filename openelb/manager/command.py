@@ -43,6 +43,7 @@ from openelb.config import IpamSettings, KubeSettings, LeaderElectionSettings, M
 @click.option("--renew-deadline", type=float, default=10.0, show_default=True)
 @click.option("--retry-period", type=float, default=2.0, show_default=True)
 @click.option("--batch-size", type=int, default=500, show_default=True)
+@click.option("--write-concurrency", type=int, default=8, show_default=True)
 @click.option("--router-id-first", type=int, default=1, show_default=True)
 @click.option("--router-id-last", type=int, default=255, show_default=True)
 @click.option("--router-id-reserved", default="", help="IDs never assigned, e.g. 1,2,50-60.")
@@ -66,6 +67,7 @@ def manager_command(
     renew_deadline: float,
     retry_period: float,
     batch_size: int,
+    write_concurrency: int,
     router_id_first: int,
     router_id_last: int,
     router_id_reserved: str,
@@ -90,6 +92,7 @@ def manager_command(
                 router_id_reserved=IpamSettings.parse_ids(router_id_reserved),
             ),
             batch_size=batch_size,
+            write_concurrency=write_concurrency,
             metrics_port=metrics_port,
             metrics_host=metrics_host,
         )

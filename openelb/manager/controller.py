@@ -1,12 +1,18 @@
 """One batch of reconciling: read the caches, decide, write in a crash-safe order.
 
-The order inside a batch is what makes a crash at any point harmless:
+Safety does not rest on the order of writes but on three rules: a Service's stored status is the
+truth (a restart rebuilds IPAM from it), an address given up is not handed out while another
+Service's stored status still shows it (the reconciler's published index), and every write is
+conditional on the resourceVersion it was decided from and fenced by leadership. The order then
+keeps the stored state tidy at every instant:
 
 1. finalizers first, so a Service that gets an address cannot be deleted without its release;
-2. Eip statuses (``used`` is the reservation) before Service statuses, so a manager killed
-   between the two finds the reservation on restart and gives the Service the same address;
+2. Eip statuses (``used`` doubles as a reservation: a manager killed before the Service's status
+   write gives it the same address after a restart) before the Service statuses of the batch;
+   under load they are coalesced to one write per ``eip_interval``, since one write of a pool's
+   ``used`` covers many Services, and always written when the queue runs dry;
 3. Service statuses; each success tells the reconciler the address is now published;
-4. finalizer removals last, once the release is in the Eip status.
+4. finalizer removals last, after an Eip write that no longer lists the address.
 
 A failed write leaves the key for a retry; IPAM already holds the decision in memory, so the
 retry reaches the same answer. The controller is driven by one worker thread; it is the only
@@ -15,9 +21,12 @@ user of the :class:`Reconciler`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -103,6 +112,8 @@ class Controller:
         events: EventSink,
         reconciler: Reconciler | None = None,
         clock: Callable[[], str] = _now,
+        eip_interval: float = 0.25,
+        write_concurrency: int = 8,
     ) -> None:
         self.reconciler = reconciler or Reconciler()
         self._services = services
@@ -111,6 +122,15 @@ class Controller:
         self._writer = writer
         self._events = events
         self._clock = clock
+        self._lock = threading.Lock()
+        self._pool = (
+            ThreadPoolExecutor(write_concurrency, thread_name_prefix="openelb-manager-write")
+            if write_concurrency > 1
+            else None
+        )
+        self._eip_interval = eip_interval
+        self._last_eip_flush = 0.0
+        self._observed_pools: set[str] = set()
         self._seen_generation = -1
         self._eips_dirty = True
         """Eip statuses may differ from what is stored (recomputing them costs O(addresses))."""
@@ -130,6 +150,11 @@ class Controller:
         keys = [service_queue_key(_key(raw)) for raw in services if is_ours(raw)]
         return report, [EIPS_KEY, *keys]
 
+    def close(self) -> None:
+        """Stop the write threads (after the term)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
     def use_stores(self, *, services: Store, eips: Store) -> None:
         """Read from these from now on (the watch caches, after a rebuild from fresh lists)."""
         self._services = services
@@ -137,8 +162,11 @@ class Controller:
 
     # --- one batch -----------------------------------------------------------------------------
 
-    def run_batch(self, keys: Iterable[str]) -> BatchResult:
-        """Reconcile ``keys`` (Service keys and control keys) with crash-safe write order."""
+    def run_batch(self, keys: Iterable[str], *, flush: bool = True) -> BatchResult:
+        """Reconcile ``keys`` (Service keys and control keys) with crash-safe write order.
+
+        ``flush`` False lets Eip status writes wait for ``eip_interval`` (more work is queued).
+        """
         started = time.perf_counter()
         result = BatchResult()
         service_keys: dict[str, None] = {}
@@ -165,7 +193,7 @@ class Controller:
             if decision.retry_after is not None:
                 result.later[key] = decision.retry_after
         try:
-            self._apply(decided, result)
+            self._apply(decided, result, flush=flush)
         except NotLeadingError:
             log.info("leadership lost mid-batch: stopped writing")
             result.retry.update(service_keys)
@@ -175,43 +203,105 @@ class Controller:
         return result
 
     def _apply(
-        self, decided: list[tuple[str, Raw | None, ServiceDecision]], result: BatchResult
+        self,
+        decided: list[tuple[str, Raw | None, ServiceDecision]],
+        result: BatchResult,
+        *,
+        flush: bool,
     ) -> None:
-        ready: list[tuple[str, Raw, ServiceDecision]] = []
-        for key, stored, decision in decided:
-            if stored is None:
-                continue
-            current: Raw | None = stored
-            if decision.finalizer is FinalizerChange.ADD:
-                current = self._write(key, result, self._writer.set_finalizer, stored, present=True)
-            if current is not None:
-                ready.append((key, current, decision))
-
-        if self.reconciler.generation != self._seen_generation:
-            self._seen_generation = self.reconciler.generation
-            self._eips_dirty = True
-        eips_ok = True
-        if self._eips_dirty:
-            self.reconciler.refresh_router_ids()
-            eips_ok = self._write_eips(result)
-            self._eips_dirty = not eips_ok
-
-        for key, raw, decision in ready:
-            latest: Raw | None = raw
-            if decision.ingress is not None:
-                latest = self._write(key, result, self._writer.set_ingress, raw, decision.ingress)
-                if latest is None:
-                    continue
+        adding = [(k, raw, d) for k, raw, d in decided if raw is not None]
+        ready = [
+            (key, current, decision)
+            for key, current, decision in self._each(
+                adding, lambda key, raw, decision: self._add_finalizer(key, raw, decision, result)
+            )
+            if current is not None
+        ]
+        releasing = any(d.finalizer is FinalizerChange.REMOVE for _, _, d in decided)
+        eips_ok = self._flush_eips(result, force=flush or releasing)
+        published = self._each(
+            ready, lambda key, raw, decision: self._finish(key, raw, decision, result, eips_ok)
+        )
+        for _, latest, decision in published:
+            if latest is not None and decision.ingress is not None:
                 self.reconciler.published(_key(latest), decision.ingress)
-            if decision.finalizer is FinalizerChange.REMOVE:
-                if not eips_ok:
-                    result.retry.add(key)
-                    continue
-                self._write(key, result, self._writer.set_finalizer, latest, present=False)
         for key, seen, decision in decided:
             if seen is not None:
                 self._record(seen, decision, written=key not in result.retry)
         self._observe(decided)
+
+    def _each(
+        self,
+        items: list[tuple[str, Raw, ServiceDecision]],
+        work: Callable[[str, Raw, ServiceDecision], Raw | None],
+    ) -> list[tuple[str, Raw | None, ServiceDecision]]:
+        """Run ``work`` for every Service, in parallel: writes to different objects are
+        independent, and a round trip per write is what bounds throughput."""
+        if len(items) <= 1 or self._pool is None:
+            return [(key, work(key, raw, decision), decision) for key, raw, decision in items]
+        futures = [
+            (key, self._pool.submit(work, key, raw, decision), decision)
+            for key, raw, decision in items
+        ]
+        # NotLeadingError propagates from .result(): the batch stops (the others stop too,
+        # each at its own fence check).
+        return [(key, future.result(), decision) for key, future, decision in futures]
+
+    def _add_finalizer(
+        self, key: str, raw: Raw, decision: ServiceDecision, result: BatchResult
+    ) -> Raw | None:
+        if decision.finalizer is not FinalizerChange.ADD:
+            return raw
+        return self._write(key, result, self._writer.set_finalizer, raw, present=True)
+
+    def _finish(
+        self, key: str, raw: Raw, decision: ServiceDecision, result: BatchResult, eips_ok: bool
+    ) -> Raw | None:
+        """Status write, then finalizer removal; returns the object after the status write."""
+        latest: Raw | None = raw
+        if decision.ingress is not None:
+            latest = self._write(key, result, self._writer.set_ingress, raw, decision.ingress)
+            if latest is None:
+                return None
+        if decision.finalizer is FinalizerChange.REMOVE and latest is not None:
+            if not eips_ok:
+                with self._lock:
+                    result.retry.add(key)
+                return latest
+            self._write(key, result, self._writer.set_finalizer, latest, present=False)
+        return latest
+
+    def flush(self) -> BatchResult:
+        """Write Eip statuses that are behind (the worker calls it when the queue runs dry)."""
+        result = BatchResult()
+        with contextlib.suppress(NotLeadingError):
+            self._flush_eips(result, force=True)
+        return result
+
+    @property
+    def eips_behind(self) -> bool:
+        """Some Eip status is not written yet."""
+        return self._eips_dirty or self.reconciler.generation != self._seen_generation
+
+    def _flush_eips(self, result: BatchResult, *, force: bool) -> bool:
+        """Write changed Eip statuses, at most every ``eip_interval`` unless ``force``.
+
+        An Eip status reports; it is not the truth (Service statuses are), so under load its
+        writes are coalesced: one write of a pool's ``used`` covers many Services.
+        """
+        if self.reconciler.generation != self._seen_generation:
+            self._seen_generation = self.reconciler.generation
+            self._eips_dirty = True
+        if not self._eips_dirty:
+            return True
+        now = time.monotonic()
+        if not force and now - self._last_eip_flush < self._eip_interval:
+            return True
+        self._last_eip_flush = now
+        self.reconciler.refresh_router_ids()
+        ok = self._write_eips(result)
+        self._eips_dirty = not ok
+        return ok
 
     def _write(
         self,
@@ -232,15 +322,18 @@ class Controller:
         except Conflict:
             metrics.manager_write_failed("conflict")
             self._written.pop(key, None)
-            result.retry.add(key)
+            with self._lock:
+                result.retry.add(key)
             return None
         except KubeError as exc:
             metrics.manager_write_failed("error")
             log.warning("write for %s failed: %s", key, exc)
-            result.retry.add(key)
+            with self._lock:
+                result.retry.add(key)
             return None
-        result.writes += 1
-        self._written[key] = updated
+        with self._lock:
+            result.writes += 1
+            self._written[key] = updated
         return updated
 
     def _write_eips(self, result: BatchResult) -> bool:
@@ -285,6 +378,9 @@ class Controller:
             if decision.failure is not None and decision.events:
                 metrics.ipam_allocation_failed(decision.failure.value)
         pools = self.reconciler.allocator.pools
+        for gone in self._observed_pools.difference(pools):
+            metrics.ipam_pool_removed(gone)
+        self._observed_pools = set(pools)
         for name, pool in pools.items():
             size = pool.range.size if pool.range else 0
             metrics.ipam_pool_observed(

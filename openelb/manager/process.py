@@ -63,6 +63,7 @@ class Manager:
         """The writer of every term so far (their ``attempts`` say who wrote)."""
         self._queue: KeyQueue | None = None
         self._busy = False
+        self._controller: Controller | None = None
         self._worker: threading.Thread | None = None
         self._term_stop = threading.Event()
         self.services = WatchCache(api, SERVICES, on_change=self._service_changed)
@@ -129,9 +130,12 @@ class Manager:
     def idle(self) -> bool:
         """Leading, rebuilt, and nothing queued, delayed or in progress (tests wait for it)."""
         queue = self._queue
+        controller = self._controller
         return (
             self.synced.is_set()
             and queue is not None
+            and controller is not None
+            and not controller.eips_behind
             and len(queue) == 0
             and queue.pending_delayed == 0
             and not self._busy
@@ -152,8 +156,11 @@ class Manager:
                 if controller is None:
                     return
                 self.synced.set()
-                while not stop.is_set():
-                    self._run_once(controller, queue)
+                try:
+                    while not stop.is_set():
+                        self._run_once(controller, queue)
+                finally:
+                    controller.close()
             except ShutDown:
                 return
             except Exception:
@@ -183,8 +190,10 @@ class Manager:
             writer=writer,
             events=self.events,
             reconciler=reconciler,
+            write_concurrency=self.settings.write_concurrency,
         )
         report, keys = controller.start()
+        self._controller = controller
         # From now on the caches are the source; the lists only served the rebuild.
         controller.use_stores(services=self.services, eips=self.eips)
         log.info(
@@ -203,8 +212,15 @@ class Manager:
 
     def _run_once(self, controller: Controller, queue: KeyQueue) -> None:
         """Take up to a batch of keys, reconcile them, hand failures back to the queue."""
-        first = queue.get(timeout=0.5)
+        first = queue.get(timeout=0.5 if not controller.eips_behind else 0.05)
         if first is None:
+            self._busy = True
+            try:
+                result = controller.flush()
+            finally:
+                self._busy = False
+            if result.retry:
+                queue.retry(EIPS_KEY)
             return
         self._busy = True
         try:
@@ -219,7 +235,7 @@ class Manager:
             if key is None:
                 break
             batch.append(key)
-        result = controller.run_batch(batch)
+        result = controller.run_batch(batch, flush=len(queue) == 0)
         for key in batch:
             queue.done(key)
             if key in result.retry:
