@@ -61,7 +61,9 @@ def connect(
     configuration.connection_pool_maxsize = _POOL_SIZE
     # One quick retry of a failed connect only: callers (watches, the elector) own their retry
     # policy, and a silent urllib3 retry loop would hide a dead apiserver from them.
-    configuration.retries = urllib3.Retry(total=1, connect=1, read=0, status=0, redirect=0)
+    configuration.retries = urllib3.Retry(
+        total=1, connect=1, read=0, status=0, redirect=0, respect_retry_after_header=False
+    )
     return KubeApi(k8s_client.ApiClient(configuration), timeout=timeout)
 
 
@@ -376,9 +378,12 @@ class WatchStream(Iterator[tuple[str, dict[str, Any]]]):
         """End the stream now; a reader blocked in ``next()`` returns (StopIteration)."""
         self.closed = True
         shutdown = getattr(self._response, "shutdown", None)
-        if shutdown is not None:
-            shutdown()
-        self._response.close()
+        try:
+            if shutdown is not None:
+                shutdown()  # unblocks a reader in another thread
+            self._response.close()
+        except (ValueError, RuntimeError, OSError):
+            pass  # already released or closed: nothing is blocked on it
 
     def __enter__(self) -> WatchStream:
         return self
