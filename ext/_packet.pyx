@@ -309,7 +309,7 @@ def parse_ns(const unsigned char[:] frame not None):
         return None
     icmp = o + 40
     plen = (f[o + 4] << 8) | f[o + 5]
-    if plen < NS_ICMP_LEN or plen > NS_ICMP_MAX or n < icmp + plen:
+    if plen < NS_ICMP_LEN or (plen & 7) or plen > NS_ICMP_MAX or n < icmp + plen:
         return None
     if not _walk_options(f, icmp + 24, icmp + plen, &lladdr):
         return None
@@ -335,13 +335,19 @@ cdef inline const unsigned char *_lookup(dict owned, const unsigned char *ip, Py
 cdef int _decide_arp(const unsigned char *f, Py_ssize_t n, int o, dict owned, bint gate_open,
                      unsigned char *out, Py_ssize_t *outlen) except -1:
     cdef const unsigned char *mac
+    cdef const unsigned char *sha = f + o + 8
+    cdef const unsigned char *spa = f + o + 14
+    cdef const unsigned char *tpa = f + o + 24
     if n < o + ARP_LEN or memcmp(f + o, ARP_HDR, 6) != 0:
         return R_MALFORMED
-    if _lookup(owned, f + o + 14, 4) != NULL:
+    # Any ARP whose sender claims an owned VIP from another MAC is a conflict.
+    mac = _lookup(owned, spa, 4)
+    if mac != NULL and memcmp(mac, sha, 6) != 0:
         return R_CONFLICT
-    if f[o + 6] != 0 or f[o + 7] != 1:
+    # Replies and announcements (sender IP == target IP) ask nothing.
+    if f[o + 6] != 0 or f[o + 7] != 1 or memcmp(spa, tpa, 4) == 0:
         return R_NOT_REQUEST
-    mac = _lookup(owned, f + o + 24, 4)
+    mac = _lookup(owned, tpa, 4)
     if mac == NULL:
         return R_MISS
     if (f[0] & f[1] & f[2] & f[3] & f[4] & f[5]) != 0xFF and memcmp(f, mac, 6) != 0:
@@ -349,50 +355,81 @@ cdef int _decide_arp(const unsigned char *f, Py_ssize_t n, int o, dict owned, bi
     if not gate_open:
         return R_GATE_CLOSED
     memcpy(out, f, n)                      # same length, padding and VLAN tags as the request
-    memcpy(out, f + 6, 6)                  # back to the Ethernet source
+    memcpy(out, sha, 6)                    # RFC 826: to the sender hardware address
     memcpy(out + 6, mac, 6)
     out[o + 7] = 2
     memcpy(out + o + 8, mac, 6)            # sha = owner
-    memcpy(out + o + 14, f + o + 24, 4)    # spa = the VIP asked for
-    memcpy(out + o + 18, f + o + 8, 6)     # tha = requester
-    memcpy(out + o + 24, f + o + 14, 4)    # tpa = requester's IP (0.0.0.0 for a probe)
+    memcpy(out + o + 14, tpa, 4)           # spa = the VIP asked for
+    memcpy(out + o + 18, sha, 6)           # tha = requester
+    memcpy(out + o + 24, spa, 4)           # tpa = requester's IP (0.0.0.0 for a probe)
     outlen[0] = n
-    if f[o + 14] == 0 and f[o + 15] == 0 and f[o + 16] == 0 and f[o + 17] == 0:
+    if spa[0] == 0 and spa[1] == 0 and spa[2] == 0 and spa[3] == 0:
         return R_PROBE_REPLY
     return R_ARP_REPLY
+
+
+cdef int _na_claim(const unsigned char *f, Py_ssize_t n, int o, dict owned) except -1:
+    """An NA for an owned VIP carrying another MAC is a conflict; anything else passes."""
+    cdef Py_ssize_t icmp = o + 40
+    cdef const unsigned char *mac
+    cdef const unsigned char *theirs = f + 6
+    cdef Py_ssize_t plen = (f[o + 4] << 8) | f[o + 5]
+    if n < icmp + 24:
+        return R_PASS
+    mac = _lookup(owned, f + icmp + 8, 16)
+    if mac == NULL:
+        return R_PASS
+    if n >= icmp + 32 and plen >= 32 and f[icmp + 24] == 2 and f[icmp + 25] == 1:
+        theirs = f + icmp + 26             # the first option, when it is the TLLA
+    return R_CONFLICT if memcmp(theirs, mac, 6) != 0 else R_PASS
 
 
 cdef int _decide_nd(const unsigned char *f, Py_ssize_t n, int o, dict owned, bint gate_open,
                     unsigned char *out, Py_ssize_t *outlen) except -1:
     cdef Py_ssize_t icmp = o + 40
-    cdef Py_ssize_t plen, lladdr
+    cdef Py_ssize_t plen, chunks, next_opt, i, at
     cdef const unsigned char *mac
     cdef const unsigned char *target = f + icmp + 8
     cdef const unsigned char *dst = f + o + 24
-    cdef bint snm, dad
-    if n < icmp + 1 or f[o + 6] != 58:
+    cdef bint snm, dad, has_slla = False
+    cdef unsigned int s
+    if n < icmp + 4 or f[o + 6] != 58:
         return R_PASS
     if f[icmp] == 136:
-        if n >= icmp + 24 and _lookup(owned, target, 16) != NULL:
-            return R_CONFLICT
-        return R_PASS
+        return _na_claim(f, n, o, owned)
     if f[icmp] != 135:
         return R_PASS
     plen = (f[o + 4] << 8) | f[o + 5]
-    if plen < NS_ICMP_LEN or plen > NS_ICMP_MAX or n < icmp + plen:
+    if n < icmp + NS_ICMP_LEN or plen < NS_ICMP_LEN or (plen & 7) or plen > NS_ICMP_MAX:
         return R_MALFORMED
-    if not _walk_options(f, icmp + 24, icmp + plen, &lladdr):
+    # The option walk chunk by chunk, as the XDP program does it.
+    chunks = plen >> 3
+    next_opt = 3
+    for i in range(chunks):
+        at = icmp + i * 8
+        if at + 8 > n:
+            return R_MALFORMED
+        if i >= 3 and i == next_opt:
+            if f[at + 1] == 0:             # RFC 4861 7.1.1: every option longer than zero
+                return R_INVALID
+            if f[at] == 1:
+                has_slla = True
+            next_opt += f[at + 1]
+    if next_opt != chunks:                 # an option runs past the message
         return R_MALFORMED
-    snm = memcmp(dst, SNM_PREFIX, 13) == 0 and memcmp(dst + 13, target + 13, 3) == 0
     dad = memcmp(f + o + 8, ZERO16, 16) == 0
-    if (f[o + 7] != 255 or f[icmp + 1] != 0 or target[0] == 0xFF
-            or (not snm and memcmp(dst, target, 16) != 0)
-            or (dad and (not snm or lladdr >= 0))):
+    snm = memcmp(dst, SNM_PREFIX, 13) == 0 and memcmp(dst + 13, target + 13, 3) == 0
+    s = _sum16(f + o + 8, 32, 0) + <unsigned int>plen + 58
+    s = _fold(_sum16(f + icmp, plen, s))   # ~sum: 0 when the checksum is right
+    if (f[o + 7] != 255 or f[icmp + 1] != 0 or target[0] == 0xFF or s != 0
+            or (dad and (has_slla or not snm))
+            or (not snm and memcmp(dst, target, 16) != 0)):
         return R_INVALID
     mac = _lookup(owned, target, 16)
     if mac == NULL:
         return R_MISS
-    if not (f[0] & 1) and memcmp(f, mac, 6) != 0:
+    if memcmp(f, mac, 6) != 0 and not (f[0] == 0x33 and f[1] == 0x33
+                                         and memcmp(f + 2, dst + 12, 4) == 0):
         return R_NOT_FOR_US
     if not gate_open:
         return R_GATE_CLOSED

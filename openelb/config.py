@@ -181,4 +181,139 @@ class ProbeSettings:
 # --- speaker -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SpeakerSettings:
+    """Settings of ``openelb speaker`` (Layer 2 mode): detection, announcing, conflicts."""
+
+    node: str = ""
+    """This node's name (``--node``, normally ``$NODE_NAME`` from the downward API)."""
+    heartbeat_address: str = ""
+    """IP the heartbeat socket binds to and advertises (``--heartbeat-address``; default: the
+    node's InternalIP)."""
+    heartbeat_port: int = 7947
+    """UDP port of the heartbeat socket (``--heartbeat-port``; 0 = any, for tests)."""
+    heartbeat_interval: float = 0.02
+    """Seconds between heartbeats (``--heartbeat-interval``)."""
+    heartbeat_misses: int = 5
+    """Silent intervals before a peer is declared dead (``--heartbeat-misses``): detection time
+    is interval x misses, 100 ms by default."""
+    heartbeat_key: str = ""
+    """Shared secret authenticating heartbeats (``--heartbeat-key``, HMAC-SHA256); empty = off."""
+    hung_after: float = 2.0
+    """A control loop stuck this long stops the heartbeats and loses its VIPs (``--hung-after``)."""
+    ring_fanout: int = 3
+    """Ring successors each speaker heartbeats besides its VIPs' backups (``--ring-fanout``)."""
+    announce_burst: tuple[float, ...] = (0.0, 0.1, 0.5, 1.0, 2.0)
+    """Offsets (s) of the announcements after gaining a VIP (``--announce-burst 0,0.1,0.5``)."""
+    announce_refresh: float | None = None
+    """Re-announce owned VIPs this often (s), below switch FDB ageing; None = off."""
+    probe_wait: float = 0.03
+    """RFC 5227 conflict probe wait (s) before announcing a newly assigned VIP; 0 = no probe."""
+    probe_count: int = 1
+    """Probes sent per newly assigned VIP."""
+    probe_retry: float = 30.0
+    """Seconds before a VIP found in use by another host is probed again."""
+    lease_namespace: str = "openelb-system"
+    """Namespace of the speakers' Leases (``--lease-namespace``)."""
+    lease_duration: float = 15.0
+    """Seconds a speaker Lease lasts without renewal; a speaker gone this long is forgotten."""
+    dataplane: str = "auto"
+    """``auto`` | ``xdp-native`` | ``xdp-generic`` | ``afpacket`` (``--dataplane``)."""
+
+    def __post_init__(self) -> None:
+        if self.heartbeat_interval <= 0:
+            raise ValueError(f"heartbeat interval must be > 0 s, got {self.heartbeat_interval}")
+        if self.heartbeat_misses < 2:
+            raise ValueError(
+                f"heartbeat misses must be >= 2 (one late packet is not a death), "
+                f"got {self.heartbeat_misses}"
+            )
+        if self.hung_after < 2 * self.heartbeat_interval:
+            raise ValueError("hung_after must cover at least two heartbeat intervals")
+        if not 0 <= self.heartbeat_port < 65536:
+            raise ValueError(f"heartbeat port {self.heartbeat_port} is out of range")
+        if self.probe_wait < 0 or self.probe_count < 1:
+            raise ValueError("probe wait must be >= 0 s and probe count >= 1")
+
+    @property
+    def detection_time(self) -> float:
+        """Seconds of silence before a peer is declared dead."""
+        return self.heartbeat_interval * self.heartbeat_misses
+
+    @staticmethod
+    def parse_burst(text: str) -> tuple[float, ...]:
+        """``"0,0.1,0.5"`` to ``(0.0, 0.1, 0.5)``; ValueError naming the bad part."""
+        out = []
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            try:
+                out.append(float(part))
+            except ValueError:
+                raise ValueError(f"announce offset '{part}' is not a number") from None
+        return tuple(out)
+
+
 # --- keepalived (VIP mode) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeepalivedSettings:
+    """How the speaker renders, runs and supervises keepalived in VIP mode."""
+
+    binary: str = "keepalived"
+    """The keepalived executable (``--keepalived``)."""
+    advert_int: float = 0.1
+    """VRRP advertisement interval in seconds (``--vrrp-advert-int``). A backup takes over after
+    about 3 intervals plus a skew, so 0.1 s gives ~0.3 s failover; VRRPv3 is what allows a
+    sub-second value (VRRPv2 rounds it up to 1 s)."""
+    priority_top: int = 200
+    """Priority of an instance's preferred master (``--vrrp-priority``); others get less."""
+    priority_step: int = 10
+    """Priority difference between consecutive nodes in an instance's rotation."""
+    unicast: bool = True
+    """Send adverts to the eligible nodes' addresses (``--vrrp-unicast``); False = multicast
+    (224.0.0.18 / ff02::12), for networks where that is allowed and nodes come and go often."""
+    auth_pass: str = ""
+    """VRRP password (``--vrrp-auth-pass``, at most 8 characters). VRRPv3 has no
+    authentication, so instances with a password run VRRPv2, which needs a whole-second
+    ``advert_int`` (failover then takes ~3 s): prefer a separate network segment."""
+    preempt: bool = True
+    """A node with a higher priority takes an instance back when it returns; this keeps VIPs
+    spread over nodes at the cost of a second short gap."""
+    garp_master_repeat: int = 3
+    """Gratuitous ARPs / unsolicited NAs keepalived sends on becoming master."""
+    garp_master_delay: int = 1
+    """Seconds after becoming master until the second round of them (0 = none)."""
+    max_vips_per_advert: int = 20
+    """VIPs carried in the VRRP adverts of one instance; further ones are managed but not
+    advertised (``virtual_ipaddress_excluded``), as keepalived advises beyond 20."""
+    runtime_dir: str = "/run/openelb/keepalived"
+    """Config, pid files, notify FIFO and the record of held VIPs (``--keepalived-dir``)."""
+    validate_timeout: float = 10.0
+    """Seconds ``keepalived -t`` may take before a config is declared invalid."""
+    stop_timeout: float = 5.0
+    """Seconds keepalived gets to release its VIPs on stop before it is killed."""
+    restart_backoff_first: float = 0.2
+    """Delay before restarting a keepalived that died; doubled on each further death."""
+    restart_backoff_max: float = 10.0
+    """Cap of that delay."""
+    restart_backoff_reset: float = 30.0
+    """A keepalived that ran this long without dying resets the delay to the first value."""
+
+    def __post_init__(self) -> None:
+        if not 0.01 <= self.advert_int <= 40.95:
+            raise ValueError(f"advert_int {self.advert_int}s must lie within 0.01 .. 40.95 s")
+        if self.auth_pass and (self.advert_int < 1 or self.advert_int != int(self.advert_int)):
+            raise ValueError(
+                "VRRP authentication needs VRRPv2, whose advert_int is whole seconds: set "
+                f"advert_int to 1 or more (got {self.advert_int}) or drop the password"
+            )
+        if len(self.auth_pass) > 8:
+            raise ValueError("the VRRP password is at most 8 characters")
+        if not 2 <= self.priority_top <= 254:
+            raise ValueError(f"priority_top {self.priority_top} must lie within 2 .. 254")
+        if self.priority_step < 1:
+            raise ValueError("priority_step must be at least 1")
+        if self.max_vips_per_advert < 1:
+            raise ValueError("max_vips_per_advert must be at least 1")
+        if not 0 < self.restart_backoff_first <= self.restart_backoff_max:
+            raise ValueError("restart backoff must satisfy 0 < first <= max")

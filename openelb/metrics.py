@@ -11,6 +11,8 @@ reads them at scrape time (see the data plane section).
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from openelb import __version__
@@ -412,6 +414,95 @@ def conflict_seen(kind: str) -> None:
 
 # --- vrrp (VIP mode, keepalived) -----------------------------------------------------------------
 
+VRRP_STATES = ("INIT", "BACKUP", "MASTER", "FAULT", "STOP")
+"""Values of the ``state`` label (keepalived's instance states)."""
+
+VRRP_STATE = Gauge(
+    "openelb_vrrp_state",
+    "1 for the state a keepalived VRRP instance on this node is in, 0 for the others.",
+    ["pool", "instance", "state"],
+    registry=registry,
+)
+VRRP_TRANSITIONS = Counter(
+    "openelb_vrrp_transitions_total",
+    "VRRP state transitions reported by keepalived, by the state entered.",
+    ["pool", "instance", "state"],
+    registry=registry,
+)
+VRRP_FAILOVER = Histogram(
+    "openelb_vrrp_failover_duration_seconds",
+    "On the node taking over: from the last advert of the previous master to becoming master.",
+    ["pool"],
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 3.0, 5.0, 10.0),
+    registry=registry,
+)
+KEEPALIVED_UP = Gauge(
+    "openelb_keepalived_up",
+    "1 while the supervised keepalived runs.",
+    registry=registry,
+)
+KEEPALIVED_RESTARTS = Counter(
+    "openelb_keepalived_restarts_total",
+    "keepalived processes restarted after dying, by how they died (exit code or signal).",
+    ["reason"],
+    registry=registry,
+)
+KEEPALIVED_RELOADS = Counter(
+    "openelb_keepalived_reloads_total",
+    "Configuration changes applied to a running keepalived with SIGHUP.",
+    registry=registry,
+)
+KEEPALIVED_CONFIG_REJECTED = Counter(
+    "openelb_keepalived_config_rejected_total",
+    "Rendered configurations refused by `keepalived -t` (the previous one stayed in use).",
+    registry=registry,
+)
+KEEPALIVED_VIPS_CLEANED = Counter(
+    "openelb_keepalived_vips_cleaned_total",
+    "VIPs removed from NICs after keepalived died or before it started (left-overs).",
+    registry=registry,
+)
+
+
+def vrrp_state_entered(*, pool: str, instance: str, state: str) -> None:
+    """An instance entered ``state``: count it and make it the current one."""
+    VRRP_TRANSITIONS.labels(pool, instance, state).inc()
+    for value in VRRP_STATES:
+        VRRP_STATE.labels(pool, instance, value).set(1 if value == state else 0)
+
+
+def vrrp_instance_removed(*, pool: str, instance: str) -> None:
+    """Forget an instance that is no longer configured."""
+    for value in VRRP_STATES:
+        for metric in (VRRP_STATE, VRRP_TRANSITIONS):
+            with contextlib.suppress(KeyError):
+                metric.remove(pool, instance, value)
+
+
+def vrrp_failover_observed(*, pool: str, seconds: float) -> None:
+    VRRP_FAILOVER.labels(pool).observe(seconds)
+
+
+def keepalived_running(up: bool) -> None:
+    KEEPALIVED_UP.set(1 if up else 0)
+
+
+def keepalived_restarted(reason: str) -> None:
+    KEEPALIVED_RESTARTS.labels(reason).inc()
+
+
+def keepalived_reloaded() -> None:
+    KEEPALIVED_RELOADS.inc()
+
+
+def keepalived_config_rejected() -> None:
+    KEEPALIVED_CONFIG_REJECTED.inc()
+
+
+def keepalived_vips_cleaned(count: int) -> None:
+    KEEPALIVED_VIPS_CLEANED.inc(count)
+
+
 __all__ = [
     "BUILD_INFO",
     "DATAPLANE_AFPACKET_PACKETS",
@@ -424,6 +515,12 @@ __all__ = [
     "IPAM_POOL_SIZE",
     "IPAM_POOL_USED",
     "IPAM_RELEASES",
+    # vrrp / keepalived
+    "KEEPALIVED_CONFIG_REJECTED",
+    "KEEPALIVED_RELOADS",
+    "KEEPALIVED_RESTARTS",
+    "KEEPALIVED_UP",
+    "KEEPALIVED_VIPS_CLEANED",
     "KUBE_CACHE_OBJECTS",
     "KUBE_EVENTS",
     "KUBE_LEADER",
@@ -435,6 +532,9 @@ __all__ = [
     "MANAGER_MANAGED",
     "MANAGER_RECONCILED",
     "MANAGER_WRITE_ERRORS",
+    "VRRP_FAILOVER",
+    "VRRP_STATE",
+    "VRRP_TRANSITIONS",
     "afpacket_counted",
     "dataplane_packet_module",
     "frames_sent",
@@ -443,6 +543,11 @@ __all__ = [
     "ipam_pool_observed",
     "ipam_pool_removed",
     "ipam_released",
+    "keepalived_config_rejected",
+    "keepalived_reloaded",
+    "keepalived_restarted",
+    "keepalived_running",
+    "keepalived_vips_cleaned",
     "kube_cache_size",
     "kube_event",
     "kube_leader_changed",
@@ -455,4 +560,7 @@ __all__ = [
     "registry",
     "send_failed",
     "set_build_info",
+    "vrrp_failover_observed",
+    "vrrp_instance_removed",
+    "vrrp_state_entered",
 ]

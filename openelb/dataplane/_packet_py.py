@@ -223,7 +223,7 @@ def parse_ns(frame: bytes) -> NsFrame | None:
         return None
     o, plen, tags = at
     icmp = o + 40
-    if plen < NS_ICMP_LEN or plen > NS_ICMP_MAX or len(frame) < icmp + plen:
+    if plen < NS_ICMP_LEN or plen & 7 or plen > NS_ICMP_MAX or len(frame) < icmp + plen:
         return None
     ok, lladdr = _ns_options(frame, icmp + 24, icmp + plen)
     if not ok:
@@ -281,12 +281,16 @@ def _decide_arp(
 ) -> tuple[Reason, bytes | None]:
     if len(frame) < o + 28 or frame[o : o + 6] != _ARP_HEADER:
         return Reason.MALFORMED, None
+    sha = frame[o + 8 : o + 14]
     spa = bytes(frame[o + 14 : o + 18])
-    if spa in owned:
-        return Reason.CONFLICT, None
-    if frame[o + 6] != 0 or frame[o + 7] != 1:
-        return Reason.NOT_REQUEST, None
     tpa = bytes(frame[o + 24 : o + 28])
+    # Any ARP whose sender claims an owned VIP from another MAC is a conflict.
+    claimed = owned.get(spa)
+    if claimed is not None and claimed != sha:
+        return Reason.CONFLICT, None
+    # Replies and announcements (sender IP == target IP) ask nothing.
+    if frame[o + 6] != 0 or frame[o + 7] != 1 or spa == tpa:
+        return Reason.NOT_REQUEST, None
     mac = owned.get(tpa)
     if mac is None:
         return Reason.MISS, None
@@ -294,9 +298,8 @@ def _decide_arp(
         return Reason.NOT_FOR_US, None
     if not gate_open:
         return Reason.GATE_CLOSED, None
-    sha = frame[o + 8 : o + 14]
     out = bytearray(frame)
-    out[0:6] = frame[6:12]  # back to the Ethernet source, as the XDP program swaps addresses
+    out[0:6] = sha  # RFC 826: to the sender hardware address
     out[6:12] = mac
     out[o + 7] = 2
     out[o + 8 : o + 14] = mac
@@ -306,42 +309,84 @@ def _decide_arp(
     return (Reason.PROBE_REPLY if spa == _ZERO4 else Reason.ARP_REPLY), bytes(out)
 
 
+def _sum16(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    return sum(int(v) for v in struct.unpack(f"!{len(data) // 2}H", data))
+
+
+def _checksum_ok(frame: bytes, o: int, plen: int) -> bool:
+    icmp = o + 40
+    total = (
+        _sum16(bytes(frame[o + 8 : o + 40])) + plen + 58 + _sum16(bytes(frame[icmp : icmp + plen]))
+    )
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total == 0xFFFF
+
+
+def _na_claim(frame: bytes, o: int, owned: dict[bytes, bytes]) -> tuple[Reason, bytes | None]:
+    """An NA for an owned VIP carrying another MAC is a conflict (anything else passes)."""
+    icmp = o + 40
+    if len(frame) < icmp + 24:
+        return Reason.PASS, None
+    mac = owned.get(bytes(frame[icmp + 8 : icmp + 24]))
+    if mac is None:
+        return Reason.PASS, None
+    theirs = frame[6:12]
+    plen = (frame[o + 4] << 8) | frame[o + 5]
+    if len(frame) >= icmp + 32 and plen >= 32 and frame[icmp + 24] == 2 and frame[icmp + 25] == 1:
+        theirs = frame[icmp + 26 : icmp + 32]  # the first option, when it is the TLLA
+    return (Reason.CONFLICT if theirs != mac else Reason.PASS), None
+
+
 def _decide_nd(
     frame: bytes, o: int, owned: dict[bytes, bytes], gate_open: bool
 ) -> tuple[Reason, bytes | None]:
     icmp = o + 40
-    if len(frame) < icmp + 1 or frame[o + 6] != 58:
+    if len(frame) < icmp + 4 or frame[o + 6] != 58:
         return Reason.PASS, None
     kind = frame[icmp]
     if kind == ICMPV6_NA:
-        if len(frame) >= icmp + 24 and bytes(frame[icmp + 8 : icmp + 24]) in owned:
-            return Reason.CONFLICT, None
-        return Reason.PASS, None
+        return _na_claim(frame, o, owned)
     if kind != ICMPV6_NS:
         return Reason.PASS, None
     plen = (frame[o + 4] << 8) | frame[o + 5]
-    if plen < NS_ICMP_LEN or plen > NS_ICMP_MAX or len(frame) < icmp + plen:
+    if len(frame) < icmp + 24 or plen < NS_ICMP_LEN or plen & 7 or plen > NS_ICMP_MAX:
         return Reason.MALFORMED, None
-    ok, lladdr = _ns_options(frame, icmp + 24, icmp + plen)
-    if not ok:
+    # The option walk, chunk by chunk as the XDP program does it (so the same frame gets the
+    # same reason when it is both truncated and has a zero-length option).
+    chunks, next_opt, has_slla = plen >> 3, 3, False
+    for i in range(chunks):
+        at = icmp + i * 8
+        if at + 8 > len(frame):
+            return Reason.MALFORMED, None
+        if i >= 3 and i == next_opt:
+            if frame[at + 1] == 0:  # RFC 4861 7.1.1: every option longer than zero
+                return Reason.INVALID, None
+            has_slla = has_slla or frame[at] == 1
+            next_opt += frame[at + 1]
+    if next_opt != chunks:  # an option runs past the message
         return Reason.MALFORMED, None
     target = bytes(frame[icmp + 8 : icmp + 24])
     src = bytes(frame[o + 8 : o + 24])
-    dst = frame[o + 24 : o + 40]
-    snm = dst[0:13] == _SNM_PREFIX and dst[13:16] == target[13:16]
+    dst = bytes(frame[o + 24 : o + 40])
     dad = src == _ZERO16
+    snm = dst[0:13] == _SNM_PREFIX and dst[13:16] == target[13:16]
     if (
         frame[o + 7] != 255
         or frame[icmp + 1] != 0
         or target[0] == 0xFF
-        or (not snm and dst != target)
-        or (dad and (not snm or lladdr is not None))
+        or not _checksum_ok(frame, o, plen)
+        or (dad and (has_slla or not snm))
+        or (dst != target and not snm)
     ):
         return Reason.INVALID, None
     mac = owned.get(target)
     if mac is None:
         return Reason.MISS, None
-    if not (frame[0] & 1) and frame[0:6] != mac:
+    eth_dst = frame[0:6]
+    if eth_dst != mac and not (eth_dst[0:2] == b"\x33\x33" and eth_dst[2:6] == dst[12:16]):
         return Reason.NOT_FOR_US, None
     if not gate_open:
         return Reason.GATE_CLOSED, None

@@ -136,12 +136,11 @@ def claimed_address(frame: bytes) -> tuple[bytes, bytes] | None:
         return bytes(frame[offset + 14 : offset + 18]), bytes(frame[offset + 8 : offset + 14])
     icmp = offset + 40
     if ethertype == ETH_P_IPV6 and len(frame) >= icmp + 24 and frame[icmp] == ICMPV6_NA:
+        # As the XDP program: the first option when it is a target link-layer address,
+        # else the Ethernet source.
+        plen = int.from_bytes(frame[offset + 4 : offset + 6])
         mac = bytes(frame[6:12])
-        opt = icmp + 24
-        while opt + 8 <= len(frame) and frame[opt + 1]:
-            if frame[opt] == 2:
-                mac = bytes(frame[opt + 2 : opt + 8])
-                break
-            opt += frame[opt + 1] * 8
+        if len(frame) >= icmp + 32 and plen >= 32 and frame[icmp + 24 : icmp + 26] == b"\x02\x01":
+            mac = bytes(frame[icmp + 26 : icmp + 32])
         return bytes(frame[icmp + 8 : icmp + 24]), mac
     return None

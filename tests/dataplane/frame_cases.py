@@ -127,7 +127,7 @@ def arp_reply_to(request: bytes, *, tags: bytes = b"") -> bytes:
     o = 14 + len(tags)
     sha, spa, tpa = request[o + 8 : o + 14], request[o + 14 : o + 18], request[o + 24 : o + 28]
     body = bytes.fromhex("000108000604") + b"\x00\x02" + OWNER_MAC + tpa + sha + spa
-    return request[6:12] + OWNER_MAC + tags + b"\x08\x06" + body + request[o + 28 :]
+    return sha + OWNER_MAC + tags + b"\x08\x06" + body + request[o + 28 :]
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,12 @@ class Case:
     reply: bytes | None = None
     owned: dict[bytes, bytes] = field(default_factory=lambda: dict(OWNED))
     gate_open: bool = True
+
+
+def _corrupt_checksum(frame: bytes) -> bytes:
+    out = bytearray(frame)
+    out[14 + 40 + 2] ^= 0xFF
+    return bytes(out)
 
 
 def _cases() -> list[Case]:
@@ -265,7 +271,7 @@ def _cases() -> list[Case]:
             Reason.INVALID,
         ),
         Case("DAD NS with a source link-layer option", ns(src=ZERO6), Reason.INVALID),
-        Case("NS with a zero-length option", ns(options=b"\x01\x00" + bytes(6)), Reason.MALFORMED),
+        Case("NS with a zero-length option", ns(options=b"\x01\x00" + bytes(6)), Reason.INVALID),
         Case(
             "NS with an option running past the end",
             ns(options=b"\x01\x02" + bytes(6)),
@@ -312,6 +318,36 @@ def _cases() -> list[Case]:
             req,
             Reason.MISS,
             owned={NOT_OWNED4: OWNER_MAC},
+        ),
+        Case(
+            "gratuitous ARP for our VIP with our own MAC: no conflict, nothing asked",
+            arp(sha=OWNER_MAC, spa=VIP4, eth_src=OWNER_MAC),
+            Reason.NOT_REQUEST,
+        ),
+        Case(
+            "gratuitous ARP of another host for its own address",
+            arp(spa=CLIENT4, tpa=CLIENT4),
+            Reason.NOT_REQUEST,
+        ),
+        Case("NS with a wrong checksum", _corrupt_checksum(ns()), Reason.INVALID),
+        Case(
+            "NS whose payload length is not a multiple of 8", ns(payload_len=28), Reason.MALFORMED
+        ),
+        Case(
+            "NA for our VIP with our own MAC",
+            na(
+                target=VIP6,
+                dst=ALL_NODES,
+                eth_dst=bytes.fromhex("333300000001"),
+                mac=OWNER_MAC,
+                flags=0x20,
+            ),
+            Reason.PASS,
+        ),
+        Case(
+            "NS to the group but an Ethernet multicast of another group",
+            ns(eth_dst=bytes.fromhex("3333ff0000c9")),
+            Reason.NOT_FOR_US,
         ),
     ]
 

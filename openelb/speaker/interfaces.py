@@ -1,0 +1,80 @@
+"""Which NIC of this node announces an Eip: ``interface: eth0`` or ``interface: can_reach:<ip>``.
+
+Resolved on every node separately (NIC names and routes differ between nodes) and published in
+the speaker's Lease, so a node that cannot resolve an Eip's interface is simply not a candidate
+for its VIPs. A NIC whose subnets do not contain the VIP gets a warning, not a refusal: users run
+pools outside the node subnet on purpose (routed LANs, secondary ranges) and OpenELB's refusal
+was a complaint.
+
+Reads the calling thread's network namespace through netlink (pyroute2).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Any
+
+CAN_REACH = "can_reach:"
+
+
+class InterfaceError(ValueError):
+    """The Eip's interface cannot be resolved on this node; the message says why."""
+
+
+def resolve_interface(spec: str) -> str:
+    """The NIC name for an Eip ``interface`` value on this node."""
+    spec = spec.strip()
+    if not spec:
+        raise InterfaceError("the Eip has no interface (set spec.interface for layer2 mode)")
+    if spec.startswith(CAN_REACH):
+        return _route_interface(spec[len(CAN_REACH) :].strip())
+    try:
+        socket.if_nametoindex(spec)
+    except OSError:
+        raise InterfaceError(f"no interface named {spec!r} on this node") from None
+    return spec
+
+
+def _route_interface(target: str) -> str:
+    try:
+        ip = ipaddress.ip_address(target)
+    except ValueError:
+        raise InterfaceError(f"can_reach:{target} is not an IP address") from None
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        try:
+            routes: list[Any] = list(ipr.route("get", dst=str(ip)))
+        except Exception as exc:
+            raise InterfaceError(f"no route to {ip} on this node ({exc})") from exc
+        if not routes or routes[0].get_attr("RTA_OIF") is None:
+            raise InterfaceError(f"no route to {ip} on this node")
+        index = int(routes[0].get_attr("RTA_OIF"))
+    try:
+        return socket.if_indextoname(index)
+    except OSError:
+        raise InterfaceError(f"the route to {ip} uses interface #{index}, now gone") from None
+
+
+def subnet_warning(nic: str, vip: str) -> str | None:
+    """A warning when no subnet on ``nic`` contains ``vip`` (None when one does)."""
+    from pyroute2 import IPRoute
+
+    ip = ipaddress.ip_address(vip)
+    try:
+        index = socket.if_nametoindex(nic)
+    except OSError:
+        return f"interface {nic!r} is gone"
+    with IPRoute() as ipr:
+        for msg in ipr.get_addr(index=index):
+            address = msg.get_attr("IFA_ADDRESS")
+            if address is None:
+                continue
+            network = ipaddress.ip_interface(f"{address}/{msg['prefixlen']}").network
+            if network.version == ip.version and ip in network:
+                return None
+    return (
+        f"VIP {vip} is outside every subnet of {nic}; clients on {nic}'s LAN reach it only if "
+        "their routes send it there (announcing anyway)"
+    )
