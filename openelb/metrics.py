@@ -12,8 +12,10 @@ reads them at scrape time (see the data plane section).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from openelb import __version__
 
@@ -224,6 +226,58 @@ def manager_managed(count: int) -> None:
 
 
 # --- dataplane -----------------------------------------------------------------------------------
+
+
+# dataplane, XDP side: the program's per-CPU counters, read at scrape time
+
+
+class XdpCounters:
+    """Custom collector: the responder's per-reason packet counters, read at scrape time.
+
+    The counts live in the kernel (the XDP program's per-CPU map); copying them into a Counter
+    on a timer would lag and double the bookkeeping, so a scrape calls ``read``
+    (``XdpResponder.counters``) and yields what it returns (``_total`` is added on exposition).
+    """
+
+    NAME = "openelb_dataplane_xdp_packets"
+
+    def __init__(self, read: Callable[[], Mapping[str, int]], *, mode: str) -> None:
+        self._read = read
+        self._mode = mode
+
+    def _family(self) -> CounterMetricFamily:
+        return CounterMetricFamily(
+            self.NAME,
+            "ARP/NDP frames the XDP program handled, by attach mode and reason "
+            "(arp_reply, probe_reply, ns_reply, dad_reply, miss, conflict, gate_closed, ...).",
+            labels=["mode", "reason"],
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        try:
+            counts = self._read()
+        except OSError:  # the responder was closed under us: report nothing rather than fail
+            counts = {}
+        for reason, value in counts.items():
+            family.add_metric([self._mode, reason], float(value))
+        yield family
+
+
+def register_xdp_counters(
+    read: Callable[[], Mapping[str, int]],
+    *,
+    mode: str,
+    to: CollectorRegistry | None = None,
+) -> XdpCounters:
+    """Expose a responder's counters (``read`` = ``responder.counters``); returns the collector
+    so the caller can ``unregister`` it when the responder closes."""
+    collector = XdpCounters(read, mode=mode)
+    (to or registry).register(collector)
+    return collector
 
 
 # dataplane, packet side: AF_PACKET fallback responder, announce sender, packet module
@@ -535,6 +589,7 @@ __all__ = [
     "VRRP_FAILOVER",
     "VRRP_STATE",
     "VRRP_TRANSITIONS",
+    "XdpCounters",
     "afpacket_counted",
     "dataplane_packet_module",
     "frames_sent",
@@ -557,6 +612,7 @@ __all__ = [
     "manager_batch_done",
     "manager_managed",
     "manager_write_failed",
+    "register_xdp_counters",
     "registry",
     "send_failed",
     "set_build_info",
