@@ -154,14 +154,23 @@ class AfPacketResponder:
             self._close_sockets()
             raise
         self._by_ifindex = {port.ifindex: port for port in self._ports}
+        self.receive_path = (
+            "rx-ring"
+            if all(getattr(p.core, "uses_ring", False) for p in self._ports)
+            else "recvmmsg"
+            if self.packet_module == "compiled"
+            else "recv"
+        )
+        """How requests are received: a shared ring (compiled), recvmmsg, or one recv each."""
         self._thread = threading.Thread(
             target=self._run, name=f"afpacket-{','.join(self.interfaces)}", daemon=True
         )
         self._thread.start()
         log.warning(
-            "AF_PACKET fallback responder on %s (packet module: %s)%s",
+            "AF_PACKET fallback responder on %s (packet module: %s, %s)%s",
             ", ".join(self.interfaces),
             self.packet_module,
+            self.receive_path,
             f": {reason}" if reason else "",
         )
         metrics.dataplane_packet_module(self.packet_module)
