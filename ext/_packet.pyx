@@ -524,6 +524,10 @@ cdef extern from "<linux/if_packet.h>" nogil:
         unsigned int tp_snaplen
         unsigned short tp_mac
         unsigned short tp_net
+        unsigned int tp_sec
+        unsigned int tp_nsec
+        unsigned short tp_vlan_tci
+        unsigned short tp_vlan_tpid
     int PACKET_RX_RING, PACKET_VERSION, TPACKET_V2, TP_STATUS_KERNEL, TP_STATUS_USER
 
 cdef extern from "<sys/socket.h>" nogil:
@@ -546,6 +550,8 @@ cdef enum:
     RING_FRAME = 2048          # one request per slot (the filter caps what is copied)
     RING_BLOCK = 1 << 16       # 32 slots per block
     RING_BLOCKS = 32           # 1024 slots, 2 MiB per socket: a burst waits in the ring
+    VLAN_VALID = 0x10          # TP_STATUS_VLAN_VALID: the kernel took a tag off the frame
+    VLAN_TPID_VALID = 0x40     # TP_STATUS_VLAN_TPID_VALID: and says which TPID it had
 
 
 cdef class ResponderCore:
@@ -569,6 +575,7 @@ cdef class ResponderCore:
     cdef unsigned int _ring_at
     cdef unsigned char *_rx
     cdef unsigned char *_tx
+    cdef unsigned char _tagged[MAX_FRAME + 4]
     cdef iovec *_rx_iov
     cdef iovec *_tx_iov
     cdef mmsghdr *_rx_msgs
@@ -693,17 +700,31 @@ cdef class ResponderCore:
         cdef dict table = self._table
         cdef tpacket2_hdr *hdr
         cdef Py_ssize_t n
+        cdef unsigned int status, tpid
+        cdef unsigned char *frame
         for rounds in range(max_batches):
             got = 0
             k = 0
             while got < self.batch:
                 hdr = <tpacket2_hdr *>(self._ring + <size_t>self._ring_at * RING_FRAME)
-                if not (oelb_load_acquire(&hdr.tp_status) & TP_STATUS_USER):
+                status = oelb_load_acquire(&hdr.tp_status)
+                if not (status & TP_STATUS_USER):
                     break
+                frame = <unsigned char *>hdr + hdr.tp_mac
                 n = hdr.tp_snaplen
                 if n > MAX_FRAME:
                     n = MAX_FRAME
-                k += self._handle(<unsigned char *>hdr + hdr.tp_mac, n, table, gate_open, k)
+                if status & VLAN_VALID and n >= 12:
+                    # The kernel took the outer VLAN tag off: put it back, so the decision and
+                    # the reply see the frame as it was on the wire (as XDP does).
+                    tpid = hdr.tp_vlan_tpid if status & VLAN_TPID_VALID else 0x8100
+                    memcpy(self._tagged, frame, 12)
+                    self._tagged[12] = tpid >> 8; self._tagged[13] = tpid & 0xFF
+                    self._tagged[14] = hdr.tp_vlan_tci >> 8; self._tagged[15] = hdr.tp_vlan_tci & 0xFF
+                    memcpy(self._tagged + 16, frame + 12, n - 12)
+                    frame = self._tagged
+                    n += 4
+                k += self._handle(frame, n, table, gate_open, k)
                 oelb_store_release(&hdr.tp_status, TP_STATUS_KERNEL)  # the slot is free again
                 self._ring_at = (self._ring_at + 1) % self._ring_slots
                 got += 1

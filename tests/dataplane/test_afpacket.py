@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 import time
 from collections.abc import Callable, Iterator
 
@@ -188,3 +189,39 @@ def test_compiled_core_answers_through_either_receive_path(testbed: Testbed, rin
     finally:
         core.close()
         sock.close()
+
+
+def test_a_tagged_request_is_answered_with_its_vlan_tag(
+    node: tuple[Host, Host, AfPacketResponder],
+) -> None:
+    """A request in VLAN 100 gets its reply in VLAN 100, as from the XDP program: the kernel
+    strips the tag before AF_PACKET sees the frame, the responder puts it back. (This kernel
+    has no 8021q module, so the client sends the tagged frame itself.)"""
+    owner, client, _ = node
+    client_mac = bytes.fromhex(client.mac.replace(":", ""))
+    request = (
+        b"\xff" * 6
+        + client_mac
+        + b"\x81\x00\x00\x64"
+        + b"\x08\x06"
+        + bytes.fromhex("000108000604")
+        + b"\x00\x01"
+        + client_mac
+        + client.ipv4.ip.packed
+        + bytes(6)
+        + ipaddress.IPv4Address(VIP4).packed
+        + bytes(14)
+    )
+    cap = client.capture("vlan 100 and arp")
+    try:
+        with in_netns(client.netns), socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as sock:
+            sock.bind(("eth0", 0))
+            for _ in range(3):
+                sock.send(request)
+                time.sleep(0.1)
+    finally:
+        frames = cap.stop()
+    replies = [f for f in frames if f.arp is not None and f.arp.op == 2]
+    assert replies, [f.data.hex() for f in frames]
+    assert replies[0].data[12:16] == b"\x81\x00\x00\x64"  # the tag, kept
+    assert replies[0].arp.sha == owner.mac and replies[0].dst == client.mac  # type: ignore[union-attr]
