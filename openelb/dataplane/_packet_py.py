@@ -300,12 +300,13 @@ def _decide_arp(
     sha = frame[o + 8 : o + 14]
     spa = bytes(frame[o + 14 : o + 18])
     tpa = bytes(frame[o + 24 : o + 28])
-    # Any ARP whose sender claims an owned VIP from another MAC is a conflict.
-    claimed = owned.get(spa)
-    if claimed is not None and claimed != sha:
-        return Reason.CONFLICT, None
-    # Replies and announcements (sender IP == target IP) ask nothing.
+    # Replies and announcements (sender IP == target IP) ask nothing; one of them for an owned
+    # VIP from another MAC is a conflict. Ordinary requests are not checked (as in XDP, where
+    # that lookup would cost every request): another owner announces the VIP anyway.
     if frame[o + 6] != 0 or frame[o + 7] != 1 or spa == tpa:
+        claimed = owned.get(spa)
+        if claimed is not None and claimed != sha:
+            return Reason.CONFLICT, None
         return Reason.NOT_REQUEST, None
     mac = owned.get(tpa)
     if mac is None:
