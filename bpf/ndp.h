@@ -7,13 +7,13 @@
 
 /* An NA for one of our VIPs carrying another MAC: a conflict. Only the first option is looked
  * at (senders put the target link-layer option first); without one, the Ethernet source. */
-static __always_inline int oelb_check_na(struct xdp_md *ctx, struct ethhdr *eth,
-					 struct ipv6hdr *ip6, struct oelb_nd *nd, void *end)
+static __always_inline int oelb_check_na(struct xdp_md *ctx, struct oelb_eth *eth,
+					 struct oelb_ip6 *ip6, struct oelb_nd *nd, void *end)
 {
 	struct oelb_na *na = (struct oelb_na *)nd;
 	struct oelb_key6 key = {};
 	struct oelb_vip *vip;
-	const __u8 *theirs = eth->h_source;
+	const __u8 *theirs = eth->src;
 
 	if ((void *)(nd + 1) > end)
 		return XDP_PASS;
@@ -53,8 +53,8 @@ static __always_inline int oelb_handle_ipv6(struct xdp_md *ctx, __u32 l3off)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
-	struct ipv6hdr *ip6 = data + l3off;
+	struct oelb_eth *eth = data;
+	struct oelb_ip6 *ip6 = data + l3off;
 	struct oelb_nd *nd = (void *)(ip6 + 1);
 	struct oelb_key6 key = {};
 	struct oelb_vip *vip;
@@ -79,7 +79,7 @@ static __always_inline int oelb_handle_ipv6(struct xdp_md *ctx, __u32 l3off)
 	chunks = len >> 3;
 
 	/* One pass over the message: checksum (pseudo-header + ICMPv6) and the option walk. */
-	sum = oelb_sum_words((const __u32 *)&ip6->saddr, 8) + bpf_htonl(len) +
+	sum = oelb_sum_words((const __u32 *)ip6->saddr, 8) + bpf_htonl(len) +
 	      bpf_htonl(OELB_IPPROTO_ICMPV6);
 #pragma unroll
 	for (i = 0; i < OELB_NS_MAX_CHUNKS; i++) {
@@ -104,14 +104,14 @@ static __always_inline int oelb_handle_ipv6(struct xdp_md *ctx, __u32 l3off)
 		return oelb_count_pass(OELB_MALFORMED);
 
 	/* RFC 4861 7.1.1 validity. */
-	dad = oelb_ip6_is_unspecified((const __u8 *)&ip6->saddr);
+	dad = oelb_ip6_is_unspecified(ip6->saddr);
 	if (ip6->hop_limit != OELB_ND_HOP_LIMIT || nd->code != 0 || nd->target[0] == 0xff ||
 	    oelb_csum_fold(sum) != 0xffff)
 		return oelb_count_pass(OELB_INVALID);
-	if (dad && (has_sllao || !oelb_is_solicited_node((const __u8 *)&ip6->daddr, nd->target)))
+	if (dad && (has_sllao || !oelb_is_solicited_node(ip6->daddr, nd->target)))
 		return oelb_count_pass(OELB_INVALID);
-	if (!oelb_ip6_eq((const __u8 *)&ip6->daddr, nd->target) &&
-	    !oelb_is_solicited_node((const __u8 *)&ip6->daddr, nd->target))
+	if (!oelb_ip6_eq(ip6->daddr, nd->target) &&
+	    !oelb_is_solicited_node(ip6->daddr, nd->target))
 		return oelb_count_pass(OELB_INVALID);
 
 	key.ifindex = ctx->ingress_ifindex;
@@ -120,9 +120,9 @@ static __always_inline int oelb_handle_ipv6(struct xdp_md *ctx, __u32 l3off)
 	if (!vip)
 		return oelb_count_pass(OELB_MISS);
 	/* Ethernet destination: our MAC, or the multicast MAC of the IPv6 destination. */
-	if (!oelb_mac_eq(eth->h_dest, vip->mac) &&
-	    !(eth->h_dest[0] == 0x33 && eth->h_dest[1] == 0x33 &&
-	      *(const __u32 *)(eth->h_dest + 2) == *(const __u32 *)((__u8 *)&ip6->daddr + 12)))
+	if (!oelb_mac_eq(eth->dst, vip->mac) &&
+	    !(eth->dst[0] == 0x33 && eth->dst[1] == 0x33 &&
+	      *(const __u32 *)(eth->dst + 2) == *(const __u32 *)(ip6->daddr + 12)))
 		return oelb_count_pass(OELB_NOT_FOR_US);
 	if (!oelb_gate_open())
 		return oelb_count_pass(OELB_GATE_CLOSED);
@@ -131,8 +131,8 @@ static __always_inline int oelb_handle_ipv6(struct xdp_md *ctx, __u32 l3off)
 	 * Ethernet source (an NS without a source link-layer option is answered the same way);
 	 * DAD gets an NA to all nodes with S=0 (RFC 4861 7.2.4). */
 	__builtin_memcpy(mac, vip->mac, 6);
-	__builtin_memcpy(peer_mac, eth->h_source, 6);
-	__builtin_memcpy(peer_ip, &ip6->saddr, 16);
+	__builtin_memcpy(peer_mac, eth->src, 6);
+	__builtin_memcpy(peer_ip, ip6->saddr, 16);
 	na.nd.type = OELB_ICMPV6_NA;
 	na.nd.flags = dad ? OELB_NA_FLAG_O : (OELB_NA_FLAG_S | OELB_NA_FLAG_O);
 	__builtin_memcpy(na.nd.target, nd->target, 16);
@@ -168,18 +168,18 @@ static __always_inline int oelb_handle_ipv6(struct xdp_md *ctx, __u32 l3off)
 	if (dad) {
 		/* 33:33:00:00:00:01, written field by field: a constant array would land in
 		 * .rodata, which bcc cannot relocate. */
-		*(__u16 *)eth->h_dest = bpf_htons(0x3333);
-		*(__u32 *)(eth->h_dest + 2) = bpf_htonl(1);
+		*(__u16 *)eth->dst = bpf_htons(0x3333);
+		*(__u32 *)(eth->dst + 2) = bpf_htonl(1);
 	} else {
-		__builtin_memcpy(eth->h_dest, peer_mac, 6);
+		__builtin_memcpy(eth->dst, peer_mac, 6);
 	}
-	__builtin_memcpy(eth->h_source, mac, 6);
-	*(__be32 *)ip6 = bpf_htonl(0x60000000); /* version 6, no traffic class, no flow label */
+	__builtin_memcpy(eth->src, mac, 6);
+	ip6->vtc_flow = bpf_htonl(0x60000000); /* version 6, no traffic class, no flow label */
 	ip6->payload_len = bpf_htons(OELB_NA_LEN);
 	ip6->nexthdr = OELB_IPPROTO_ICMPV6;
 	ip6->hop_limit = OELB_ND_HOP_LIMIT;
-	__builtin_memcpy(&ip6->saddr, na.nd.target, 16);
-	__builtin_memcpy(&ip6->daddr, peer_ip, 16);
+	__builtin_memcpy(ip6->saddr, na.nd.target, 16);
+	__builtin_memcpy(ip6->daddr, peer_ip, 16);
 	__builtin_memcpy(ip6 + 1, &na, sizeof(na));
 	oelb_count(dad ? OELB_DAD_REPLY : OELB_NS_REPLY);
 	return XDP_TX;

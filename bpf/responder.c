@@ -3,23 +3,20 @@
  *
  * The entry only finds the L3 header behind up to two VLAN tags and dispatches; the rules live
  * in arp.h and ndp.h, the maps in maps.h. */
-#include <linux/if_ether.h>
-#include <linux/ipv6.h>
-
 #include "arp.h"
 #include "ndp.h"
 
-int oelb_xdp(struct xdp_md *ctx)
+static __always_inline int oelb_respond(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
+	struct oelb_eth *eth = data;
 	__u32 l3off = sizeof(*eth);
 	__be16 proto;
 
 	if ((void *)(eth + 1) > end)
 		return XDP_PASS;
-	proto = eth->h_proto;
+	proto = eth->proto;
 #pragma unroll
 	for (int i = 0; i < OELB_MAX_VLANS; i++) {
 		struct oelb_vlan *tag = data + l3off;
@@ -38,6 +35,11 @@ int oelb_xdp(struct xdp_md *ctx)
 	if (proto == bpf_htons(OELB_ETH_P_IPV6))
 		return oelb_handle_ipv6(ctx, l3off);
 	return XDP_PASS;
+}
+
+int oelb_xdp(struct xdp_md *ctx)
+{
+	return oelb_respond(ctx);
 }
 
 /* Attached to the peer of a veth carrying the responder: native XDP_TX on veth needs an XDP

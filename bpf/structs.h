@@ -34,6 +34,23 @@ struct oelb_conflict {
 	__u32 pad;
 };
 
+/* Ethernet and IPv6 headers, defined here rather than taken from <linux/if_ether.h> and
+ * <linux/ipv6.h>: those pull in enough kernel headers to make bcc's compile 5x slower. */
+struct oelb_eth {
+	__u8 dst[6];
+	__u8 src[6];
+	__be16 proto;
+};
+
+struct oelb_ip6 {
+	__be32 vtc_flow; /* version, traffic class, flow label */
+	__be16 payload_len;
+	__u8 nexthdr;
+	__u8 hop_limit;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
 /* ARP for Ethernet/IPv4 (RFC 826), as on the wire. */
 struct oelb_arp {
 	__be16 hrd;

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from openelb import __version__
+from openelb.manager.command import manager_command
 
 
 def _not_implemented(what: str, issue: int) -> None:
@@ -41,11 +42,8 @@ def version() -> None:
         click.echo(f"xdp: not usable: {xdp.reason}")
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def manager(args: tuple[str, ...]) -> None:
-    """Run the manager: leader-elected IPAM for LoadBalancer Services."""
-    _not_implemented("manager", 4)
+# --- manager (issue #4): flags and run loop live in openelb.manager.command -----------------------
+main.add_command(manager_command)
 
 
 # --- speaker (issue #6) --------------------------------------------------------------------------
@@ -115,11 +113,30 @@ def speaker(  # noqa: PLR0917 - click passes every option by name
 
 
 @main.group(invoke_without_command=True)
+@click.option("--nodes", type=click.IntRange(1, 20), default=3, show_default=True)
+@click.option(
+    "--family",
+    type=click.Choice(["ipv4", "ipv6", "dual"]),
+    default="ipv4",
+    show_default=True,
+    help="Address family of the Service IP (dual: one of each).",
+)
+@click.option(
+    "--failure",
+    type=click.Choice(["link", "kill", "graceful"]),
+    default="link",
+    show_default=True,
+    help="How the owner node fails: cable pulled, speaker SIGKILLed, speaker stopped.",
+)
+@click.option("--keep", is_flag=True, help="Leave it running for exploration (Ctrl-C ends).")
 @click.pass_context
-def lab(ctx: click.Context) -> None:
+def lab(ctx: click.Context, nodes: int, family: str, failure: str, keep: bool) -> None:
     """Build the whole system in network namespaces and show a failover."""
-    if ctx.invoked_subcommand is None:
-        _not_implemented("lab", 7)
+    if ctx.invoked_subcommand is not None:
+        return
+    from openelb.lab.scenario import LabOptions, run_lab
+
+    sys.exit(run_lab(LabOptions(nodes=nodes, family=family, failure=failure, keep=keep)))
 
 
 # --- lab apiserver (issue #3) ------------------------------------------------------------------

@@ -7,6 +7,7 @@ variables); the defaults are the ones the design's targets are measured with.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 # --- kube: client, watches, leader election ------------------------------------------------------
 
@@ -106,7 +107,76 @@ class IpamSettings:
         return tuple(ids)
 
 
+@dataclass(frozen=True)
+class ManagerSettings:
+    """The manager process (``openelb manager``): API access, election, batching, metrics."""
+
+    kube: KubeSettings = KubeSettings()
+    """How to reach the apiserver."""
+    leader: LeaderElectionSettings = LeaderElectionSettings()
+    """The Lease the managers compete for; only the leader writes."""
+    ipam: IpamSettings = IpamSettings()
+    """Router ID range for VIP mode."""
+    batch_size: int = 500
+    """Most keys reconciled in one batch (one Eip status write per changed pool per batch)."""
+    write_concurrency: int = 8
+    """Service writes of a batch in flight at once (``--write-concurrency``)."""
+    metrics_port: int = 9443
+    """Port of the Prometheus endpoint (``--metrics-port``); 0 disables it."""
+    metrics_host: str = "0.0.0.0"
+    """Address the Prometheus endpoint binds (``--metrics-host``)."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch size {self.batch_size} must be at least 1")
+        if self.write_concurrency < 1:
+            raise ValueError(f"write concurrency {self.write_concurrency} must be at least 1")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics port {self.metrics_port} is not a TCP port")
+
+
 # --- dataplane -----------------------------------------------------------------------------------
+
+
+# dataplane, XDP side
+
+DATAPLANE_MODES = ("auto", "xdp-native", "xdp-generic", "afpacket")
+
+
+@dataclass(frozen=True)
+class DataplaneSettings:
+    """How the speaker answers ARP/NDP for its VIPs (``openelb.dataplane.responder``)."""
+
+    mode: str = "auto"
+    """``auto`` (native XDP, else generic XDP, else AF_PACKET), or one of those forced
+    (``--dataplane``)."""
+    pin_root: Path = Path("/sys/fs/bpf/openelb")
+    """bpffs folder for the pinned program and maps (``--bpf-pin-root``); a bpf filesystem is
+    mounted at /sys/fs/bpf when none is."""
+    instance: str = "default"
+    """Sub-folder of ``pin_root`` for this speaker: a restarted speaker with the same instance
+    re-uses the pinned maps and never stops answering (``--bpf-instance``)."""
+    max_vips: int = 16384
+    """Capacity of each address family's VIP map (``--max-vips``)."""
+    gate_max_age: float = 0.5
+    """Seconds the data plane keeps answering after the speaker's last liveness stamp; a hung
+    speaker goes silent after this (``--gate-max-age``). Keep it near the failure detection
+    time, so a hung owner stops answering about when its backup takes over."""
+    detach_on_exit: bool = False
+    """Remove the XDP program and its pins when the speaker exits (``--detach-on-exit``). Off by
+    default: a restart then keeps answering, and the gate silences a speaker that is gone."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in DATAPLANE_MODES:
+            raise ValueError(
+                f"data plane mode {self.mode!r} is not one of {', '.join(DATAPLANE_MODES)}"
+            )
+        if not self.instance or "/" in self.instance or self.instance in (".", ".."):
+            raise ValueError(f"bad data plane instance name {self.instance!r}")
+        if not 1 <= self.max_vips <= 1 << 20:
+            raise ValueError(f"max VIPs {self.max_vips} must be within 1..{1 << 20}")
+        if not 0.01 <= self.gate_max_age <= 3600:
+            raise ValueError(f"gate max age {self.gate_max_age}s must be within 0.01..3600 s")
 
 
 # dataplane, packet side: AF_PACKET fallback responder and announce sender
@@ -237,8 +307,11 @@ class KeepalivedSettings:
     """VRRP advertisement interval in seconds (``--vrrp-advert-int``). A backup takes over after
     about 3 intervals plus a skew, so 0.1 s gives ~0.3 s failover; VRRPv3 is what allows a
     sub-second value (VRRPv2 rounds it up to 1 s)."""
-    priority_top: int = 200
-    """Priority of an instance's preferred master (``--vrrp-priority``); others get less."""
+    priority_top: int = 254
+    """Priority of an instance's preferred master (``--vrrp-priority``); others get less.
+    High values matter: a backup waits ``3 * advert_int`` plus a skew of
+    ``(256 - priority) / 256 * advert_int`` before taking over, so 244 instead of, say, 140
+    takes over ~40 ms sooner at the default interval."""
     priority_step: int = 10
     """Priority difference between consecutive nodes in an instance's rotation."""
     unicast: bool = True

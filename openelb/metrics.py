@@ -12,8 +12,10 @@ reads them at scrape time (see the data plane section).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from openelb import __version__
 
@@ -181,7 +183,101 @@ def ipam_allocation_failed(reason: str) -> None:
     IPAM_FAILURES.labels(reason).inc()
 
 
+# --- manager: reconcile loop ----------------------------------------------------------------------
+
+MANAGER_BATCH_DURATION = Histogram(
+    "openelb_manager_reconcile_duration_seconds",
+    "Time to reconcile one batch of keys: decide and write (Eip and Service statuses).",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=registry,
+)
+MANAGER_RECONCILED = Counter(
+    "openelb_manager_services_reconciled_total",
+    "Service reconciles run by the leading manager.",
+    registry=registry,
+)
+MANAGER_WRITE_ERRORS = Counter(
+    "openelb_manager_reconcile_errors_total",
+    "Writes that failed and were retried, by kind (conflict | error).",
+    ["kind"],
+    registry=registry,
+)
+MANAGER_MANAGED = Gauge(
+    "openelb_manager_services_managed",
+    "Services the manager allocates for (opted in, or still carrying its finalizer).",
+    registry=registry,
+)
+
+
+def manager_batch_done(*, seconds: float, services: int) -> None:
+    """Record one reconcile batch."""
+    MANAGER_BATCH_DURATION.observe(seconds)
+    MANAGER_RECONCILED.inc(services)
+
+
+def manager_write_failed(kind: str) -> None:
+    """Count a failed write (``conflict`` or ``error``)."""
+    MANAGER_WRITE_ERRORS.labels(kind).inc()
+
+
+def manager_managed(count: int) -> None:
+    """Record how many Services the manager allocates for."""
+    MANAGER_MANAGED.set(count)
+
+
 # --- dataplane -----------------------------------------------------------------------------------
+
+
+# dataplane, XDP side: the program's per-CPU counters, read at scrape time
+
+
+class XdpCounters:
+    """Custom collector: the responder's per-reason packet counters, read at scrape time.
+
+    The counts live in the kernel (the XDP program's per-CPU map); copying them into a Counter
+    on a timer would lag and double the bookkeeping, so a scrape calls ``read``
+    (``XdpResponder.counters``) and yields what it returns (``_total`` is added on exposition).
+    """
+
+    NAME = "openelb_dataplane_xdp_packets"
+
+    def __init__(self, read: Callable[[], Mapping[str, int]], *, mode: str) -> None:
+        self._read = read
+        self._mode = mode
+
+    def _family(self) -> CounterMetricFamily:
+        return CounterMetricFamily(
+            self.NAME,
+            "ARP/NDP frames the XDP program handled, by attach mode and reason "
+            "(arp_reply, probe_reply, ns_reply, dad_reply, miss, conflict, gate_closed, ...).",
+            labels=["mode", "reason"],
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        try:
+            counts = self._read()
+        except OSError:  # the responder was closed under us: report nothing rather than fail
+            counts = {}
+        for reason, value in counts.items():
+            family.add_metric([self._mode, reason], float(value))
+        yield family
+
+
+def register_xdp_counters(
+    read: Callable[[], Mapping[str, int]],
+    *,
+    mode: str,
+    to: CollectorRegistry | None = None,
+) -> XdpCounters:
+    """Expose a responder's counters (``read`` = ``responder.counters``); returns the collector
+    so the caller can ``unregister`` it when the responder closes."""
+    collector = XdpCounters(read, mode=mode)
+    (to or registry).register(collector)
+    return collector
 
 
 # dataplane, packet side: AF_PACKET fallback responder, announce sender, packet module
@@ -486,9 +582,14 @@ __all__ = [
     "KUBE_STATUS_CONFLICTS",
     "KUBE_WATCH_ERRORS",
     "KUBE_WATCH_RELISTS",
+    "MANAGER_BATCH_DURATION",
+    "MANAGER_MANAGED",
+    "MANAGER_RECONCILED",
+    "MANAGER_WRITE_ERRORS",
     "VRRP_FAILOVER",
     "VRRP_STATE",
     "VRRP_TRANSITIONS",
+    "XdpCounters",
     "afpacket_counted",
     "dataplane_packet_module",
     "frames_sent",
@@ -508,6 +609,10 @@ __all__ = [
     "kube_status_conflict",
     "kube_watch_failed",
     "kube_watch_relisted",
+    "manager_batch_done",
+    "manager_managed",
+    "manager_write_failed",
+    "register_xdp_counters",
     "registry",
     "send_failed",
     "set_build_info",

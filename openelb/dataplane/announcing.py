@@ -70,9 +70,11 @@ class AnnounceSender:
     interleave frames, and opening is serialised.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, packet_module: packet.PacketModule | None = None) -> None:
+        """``packet_module`` overrides the facade's choice (benchmarks compare both)."""
         self._links: dict[str, _Link] = {}
         self._lock = threading.Lock()
+        self._packet = packet.impl if packet_module is None else packet_module
 
     def open(self, iface: str) -> bytes:
         """Open (once) the send socket of ``iface``, in the caller's namespace; its MAC."""
@@ -108,9 +110,10 @@ class AnnounceSender:
         for ip in ips:
             address = _address(ip)
             (v4 if address.version == 4 else v6).append(address.packed)
-        frames = packet.build_garp_batch(src, v4)
-        frames += packet.build_unsolicited_na_batch(src, v6)
-        frames += packet.build_garp_batch(src, v4, True)
+        module = self._packet
+        frames = module.build_garp_batch(src, v4)
+        frames += module.build_unsolicited_na_batch(src, v6)
+        frames += module.build_garp_batch(src, v4, True)
         sent = self._send(link, frames)
         if sent:
             metrics.frames_sent(iface, "garp_request", min(sent, len(v4)))
@@ -122,14 +125,14 @@ class AnnounceSender:
         if not frames:
             return 0
         try:
-            return packet.send_frames(link.sock.fileno(), frames)
+            return self._packet.send_frames(link.sock.fileno(), frames)
         except OSError as exc:
             metrics.send_failed(link.iface)
             log.warning("send on %s failed (%s); reopening its socket", link.iface, exc)
         # The interface may have been recreated (a new ifindex): reopen once and retry.
         fresh = self._reopen(link)
         try:
-            return packet.send_frames(fresh.sock.fileno(), frames)
+            return self._packet.send_frames(fresh.sock.fileno(), frames)
         except OSError as exc:
             metrics.send_failed(link.iface)
             raise DataplaneError(f"cannot send on {link.iface!r}: {exc.strerror}") from exc
@@ -164,9 +167,13 @@ class AnnounceSender:
         own = self.open(iface)
         target = address.packed
         if address.version == 4:
-            ethertype, frame, kind = ETH_P_ARP, packet.build_arp_probe(own, target), "arp_probe"
+            ethertype, frame, kind = (
+                ETH_P_ARP,
+                self._packet.build_arp_probe(own, target),
+                "arp_probe",
+            )
         else:
-            ethertype, frame, kind = ETH_P_IPV6, packet.build_dad_ns(own, target), "dad_ns"
+            ethertype, frame, kind = ETH_P_IPV6, self._packet.build_dad_ns(own, target), "dad_ns"
         with _listening(iface, ethertype) as listener:
             start = time.monotonic()
             deadline = start + wait

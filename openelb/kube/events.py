@@ -104,6 +104,8 @@ class EventRecorder:
         with self._lock:
             bucket = self._buckets.get(key)
             if bucket is None:
+                if len(self._buckets) >= self._max_tracked:
+                    self._buckets.pop(next(iter(self._buckets)))  # oldest object: memory bound
                 bucket = self._buckets[key] = _TokenBucket(self._burst, self._refill)
             allowed = bucket.take()
         if not allowed:

@@ -132,6 +132,8 @@ def test_sync_reports_changes_and_refuses_foreign_interfaces(
         with pytest.raises(DataplaneError, match="not one this responder listens on"):
             responder.add(VipEntry.on("lo", "10.250.0.202"))
     assert responder.gate_handle() is None and responder.mode == "afpacket"
+    expected = "rx-ring" if responder.packet_module == "compiled" else "recv"
+    assert responder.receive_path == expected
 
 
 def test_open_responder_falls_back_to_afpacket_by_name(testbed: Testbed) -> None:
@@ -163,3 +165,26 @@ def test_ipaddress_types_round_trip_in_entries(node: tuple[Host, Host, AfPacketR
         ipaddress.ip_address(VIP4),
         ipaddress.ip_address(VIP6),
     }
+
+
+@pytest.mark.parametrize("ring", [True, False], ids=["rx-ring", "recvmmsg"])
+def test_compiled_core_answers_through_either_receive_path(testbed: Testbed, ring: bool) -> None:
+    from openelb.dataplane.afpacket import open_listener
+
+    compiled = packet.compiled_impl()
+    assert compiled is not None, "compiled packet module is not built: run `make setup`"
+    owner, client = testbed.add_hosts("node", "client")
+    with in_netns(owner.netns):
+        sock = open_listener("eth0")
+    core = compiled.ResponderCore(sock.fileno(), 8, ring)  # type: ignore[call-arg]
+    try:
+        assert core.uses_ring is ring  # type: ignore[attr-defined]
+        mac = bytes.fromhex(owner.mac.replace(":", ""))
+        core.set_table({ipaddress.ip_address(VIP4).packed: mac})
+        arping = client.spawn(["arping", "-c", "3", "-w", "3", "-I", "eth0", VIP4])
+        assert _wait_for(lambda: core.service() >= 0 and core.counters[0] >= 1)
+        arping.popen.wait(5)
+        assert f"[{owner.mac.upper()}]" in arping.log()
+    finally:
+        core.close()
+        sock.close()

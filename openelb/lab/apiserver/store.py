@@ -126,6 +126,8 @@ class Store:
         self._rv = 1
         self._objects: dict[tuple[str, str], dict[Key, Stored]] = {}
         self._types: dict[tuple[str, str], ResourceType] = {}
+        self._sorted: dict[tuple[str, str], list[Key]] = {}
+        """Sorted keys per type for paged lists; dropped when a key appears or disappears."""
         self._history: list[Event] = []
         self._floor = 0
         """Events with rv <= floor are gone: a watch or continue from before it gets 410."""
@@ -156,6 +158,12 @@ class Store:
             self._types[key] = rtype
         return table
 
+    def _sorted_keys(self, rtype: ResourceType, table: dict[Key, Stored]) -> list[Key]:
+        keys = self._sorted.get(_type_key(rtype))
+        if keys is None:
+            keys = self._sorted[_type_key(rtype)] = sorted(table)
+        return keys
+
     def get(self, rtype: ResourceType, namespace: str, name: str) -> Stored:
         with self.cond:
             found = self._table(rtype).get((namespace, name))
@@ -185,8 +193,12 @@ class Store:
                     )
                 rv = token_rv
             table = self._table(rtype)
-            keys = sorted(table) if (limit or continue_token) else list(table)
-            snapshot = [table[k] for k in keys if start_after is None or k > start_after]
+            if limit or continue_token:
+                keys = self._sorted_keys(rtype, table)
+                first = 0 if start_after is None else bisect.bisect_right(keys, start_after)
+                snapshot = [table[k] for k in keys[first:]]
+            else:
+                snapshot = list(table.values())
         matching = list(iter_matching(snapshot, namespace=namespace, labels=labels, fields=fields))
         if limit and len(matching) > limit:
             page = matching[:limit]
@@ -217,7 +229,10 @@ class Store:
         table = self._table(rtype)
         if event == "DELETED":
             table.pop(key, None)
+            self._sorted.pop(_type_key(rtype), None)
         else:
+            if key not in table:
+                self._sorted.pop(_type_key(rtype), None)
             table[key] = stored
         self._history.append(
             Event(rv, event, rtype, key[0], stored, previous if event == "MODIFIED" else None)

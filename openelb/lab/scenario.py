@@ -1,0 +1,216 @@
+"""``openelb lab``: the whole system on one machine, told as a story a newcomer can follow.
+
+It builds a :class:`~openelb.lab.cluster.LabCluster` (switch, client, N nodes in network
+namespaces, the embedded apiserver), starts the real manager and one real speaker per node,
+creates an Eip and a Service, and shows: the IP assigned, which node answers (its MAC), the
+client's traffic answered, a node failure injected, the failover gap the client measured.
+Everything is torn down at the end, on Ctrl-C and on errors; ``--keep`` leaves it running for
+exploration and prints the commands to poke at it.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+
+from openelb.lab.cluster import LabCluster, LabError
+from openelb.lab.netns import Host, Process, Testbed
+from openelb.lab.traffic import DEFAULT_PORT, GapReport, UdpStream, analyse
+
+FAILURES = ("link", "kill", "graceful")
+"""link: the owner's cable is pulled (hard node failure); kill: its speaker gets SIGKILL;
+graceful: its speaker is stopped with SIGTERM (a rolling update)."""
+
+MANAGER_METRICS_PORT = 9405
+SPEAKER_METRICS_PORT = 9406
+
+
+@dataclass(frozen=True)
+class LabOptions:
+    nodes: int = 3
+    family: str = "ipv4"
+    failure: str = "link"
+    keep: bool = False
+    speaker_args: tuple[str, ...] = ()
+
+
+class Story:
+    """Numbered steps on stdout; each says what is being done, then what came of it."""
+
+    def __init__(self, out: Callable[[str], None] = print) -> None:
+        self.out = out
+        self.step = 0
+        self.started = time.monotonic()
+
+    def begin(self, text: str) -> None:
+        self.step += 1
+        self.out(f"\n[{self.step}] {text}")
+
+    def say(self, text: str) -> None:
+        self.out(f"    {text}")
+
+
+def _terminate_as_interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run_lab(options: LabOptions, out: Callable[[str], None] = print) -> int:
+    """Run the story; 0 when every step did what it should, 1 otherwise (teardown either way)."""
+    if options.failure not in FAILURES:
+        raise LabError(f"failure must be one of {', '.join(FAILURES)}")
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    story = Story(out)
+    story.begin(f"Building the testbed: a switch, a client and {options.nodes} nodes")
+    try:
+        with LabCluster(nodes=options.nodes, family=options.family, testbed=Testbed()) as lab:
+            ok = _story(lab, options, story)
+            if options.keep:
+                _keep(lab, story)
+    except KeyboardInterrupt:
+        out("\ninterrupted: tearing everything down")
+        return 130
+    except LabError as exc:
+        out(f"\nlab failed: {exc}")
+        return 1
+    out("\nEverything was torn down (namespaces, processes, apiserver).")
+    return 0 if ok else 1
+
+
+def _story(lab: LabCluster, options: LabOptions, story: Story) -> bool:
+    client = lab.client
+    assert client is not None
+    story.say(
+        f"namespaces {lab.testbed.run_id}-*: client {client.ipv4.ip}, "
+        + ", ".join(f"{n.name} {n.ipv4.ip} (MAC {n.mac})" for n in lab.nodes)
+    )
+    story.say(f"embedded apiserver at {lab.apiserver.url}; nodes reach it at 127.0.0.1:6443")
+
+    story.begin("Starting the manager and one speaker per node")
+    manager = lab.start_manager("--metrics-port", str(MANAGER_METRICS_PORT))
+    speakers = {
+        node.name: lab.start_speaker(
+            node, "--metrics-port", str(SPEAKER_METRICS_PORT), *options.speaker_args
+        )
+        for node in lab.nodes
+    }
+    _check_alive([manager, *speakers.values()], settle=1.0)
+    story.say(
+        f"manager pid {manager.pid}; speakers: "
+        + ", ".join(f"{name} pid {p.pid}" for name, p in speakers.items())
+    )
+
+    story.begin("Creating an Eip (address pool) and a LoadBalancer Service")
+    pools = lab.pool()
+    families = {"ipv4": ["ipv4"], "ipv6": ["ipv6"], "dual": ["ipv4", "ipv6"]}[options.family]
+    for family in families:
+        lab.create_eip(f"lab-{family}", pools[family], default=True)
+        story.say(f"Eip lab-{family}: {pools[family]} (layer2, interface eth0)")
+    created = time.monotonic()
+    lab.create_service("echo")
+    story.say("Service default/echo (UDP 7007), annotation lb.kubesphere.io/v1alpha1: openelb")
+    vips = lab.wait_for_ingress("echo", count=len(families), timeout=15)
+    story.say(f"IP assigned: {', '.join(vips)} in {(time.monotonic() - created) * 1000:.0f} ms")
+    for vip in vips:
+        lab.expose(vip)
+    lab.start_echo_servers()
+
+    ok = True
+    for vip in vips:
+        ok &= _show_vip(lab, client, vip=vip, options=options, story=story, speakers=speakers)
+    return ok
+
+
+def _show_vip(
+    lab: LabCluster,
+    client: Host,
+    *,
+    vip: str,
+    options: LabOptions,
+    story: Story,
+    speakers: dict[str, Process],
+) -> bool:
+    story.begin(f"The client talks to {vip}")
+    before = analyse(UdpStream((vip, DEFAULT_PORT), duration=0.5, netns=client.netns).run())
+    if not before.received:
+        story.say(f"no answer from {vip}: no node announces it (speaker logs below)")
+        for name, proc in speakers.items():
+            story.say(f"--- {name}: " + proc.log()[-800:].replace("\n", "\n    "))
+        return False
+    owner_name = before.responder_before or next(iter(before.responders_before), "")
+    owner = lab.node(owner_name)
+    entry = client.neighbour(vip)
+    mac = entry[0] if entry else "?"
+    story.say(f"answered by {owner.name}; the client's neighbour entry: {vip} -> {mac}")
+    story.say(f"{before.received}/{before.sent} datagrams answered")
+
+    what = {
+        "link": f"pulling {owner.name}'s network cable (hard node failure)",
+        "kill": f"killing {owner.name}'s speaker with SIGKILL",
+        "graceful": f"stopping {owner.name}'s speaker gracefully (SIGTERM)",
+    }[options.failure]
+    story.begin(f"Failure: {what}, while the client streams a datagram every 1 ms")
+    stream = UdpStream((vip, DEFAULT_PORT), duration=3.0, netns=client.netns).start()
+    time.sleep(1.0)
+    stream.mark("failure")
+    if options.failure == "link":
+        owner.link_down()
+    elif options.failure == "kill":
+        speakers[owner.name].kill()
+    else:
+        speakers[owner.name].stop()
+    report = stream.wait(timeout=10)
+    gap = analyse(report, event="failure")
+    return _tell_failover(gap, owner=owner, lab=lab, client=client, vip=vip, story=story)
+
+
+def _tell_failover(
+    gap: GapReport, *, owner: Host, lab: LabCluster, client: Host, vip: str, story: Story
+) -> bool:
+    if not gap.responder_after:
+        story.say("nobody answered after the failure: the failover did not happen")
+        return False
+    entry = client.neighbour(vip)
+    story.say(
+        f"{gap.responder_after} took over: the client's traffic stopped for "
+        f"{gap.gap * 1000:.1f} ms ({gap.lost_in_gap} datagrams unanswered)"
+    )
+    if entry:
+        new = lab.node_by_mac(entry[0])
+        story.say(
+            f"the client's neighbour entry now: {vip} -> {entry[0]}"
+            f" ({new.name if new else 'unknown MAC'})"
+        )
+    if gap.responder_after == owner.name:
+        story.say("(the same node still answers: its failure did not stop it answering)")
+    return gap.responder_after != owner.name
+
+
+def _check_alive(processes: list[Process], *, settle: float) -> None:
+    time.sleep(settle)
+    dead = [p for p in processes if not p.alive()]
+    if dead:
+        logs = "\n".join(f"--- {p.name}:\n{p.log()[-1500:]}" for p in dead)
+        raise LabError(f"{', '.join(p.name for p in dead)} exited at start:\n{logs}")
+
+
+def _keep(lab: LabCluster, story: Story) -> None:
+    client = lab.client
+    assert client is not None
+    node = lab.nodes[0]
+    story.begin("Left running for you (Ctrl-C tears it all down). Try:")
+    story.say(f"ip netns exec {client.netns} arping -c 3 -I eth0 <vip>")
+    story.say(f"ip netns exec {client.netns} ip neigh")
+    story.say(
+        f"ip netns exec {client.netns} {sys.executable} -m openelb.lab.traffic stream "
+        f"--target <vip>:{DEFAULT_PORT} --duration 5"
+    )
+    story.say(f"ip netns exec {node.netns} curl -s 127.0.0.1:{SPEAKER_METRICS_PORT}/metrics")
+    story.say(f"curl -s 127.0.0.1:{MANAGER_METRICS_PORT}/metrics   (the manager)")
+    story.say(f"KUBECONFIG={lab.kubeconfig} (the embedded apiserver, for any kubernetes client)")
+    threading.Event().wait()
