@@ -1,15 +1,17 @@
-"""Embedded apiserver at scale: 10,000 Services created with one watcher attached.
+"""Embedded apiserver at scale: 10,000 Services created with one watcher attached (and ten).
 
-Run: ``.venv/bin/python benchmarks/apiserver.py [--services 10000] [--repeats 3]``
+Run: ``.venv/bin/python benchmarks/apiserver.py [--services 10000] [--repeats 3] [--fanout 10]``
 
 Each run starts a fresh ``openelb lab apiserver`` process (so its RSS is its own), attaches one
 watch on all Services, and creates the Services over one persistent HTTP connection. Measured:
 wall time of the creates, creates/s, the watcher's events/s and how long after the last create
-the watcher saw the last event, a full list, a paged list (limit 500), a watch replaying all the
-events from the start, and the server's RSS (current and peak). Baseline in the same run: the
-same creates without a watcher (the ratio is what one watcher costs), and the official
-``kubernetes`` client's typed ``create_namespaced_service`` for a tenth of the Services (what the
-client itself adds per request). Prints a table and writes JSON under ``benchmarks/results/``.
+the watcher saw the last event (and the same with ``--fanout`` watchers), a full list, a paged
+list (limit 500), a watch replaying all the events from the start, and the server's RSS
+(current and peak). The creator and the watchers share this process (and its GIL), so the
+numbers are a floor for the server. Baseline in the same run: the same creates without a
+watcher (the ratio is what one watcher costs), and the official ``kubernetes`` client's typed
+``create_namespaced_service`` for a tenth of the Services (what the client itself adds per
+request). Prints a table and writes JSON under ``benchmarks/results/``.
 """
 
 from __future__ import annotations
@@ -178,6 +180,31 @@ def _paged_list(server: ServerProcess, limit: int) -> tuple[float, int]:
             return time.perf_counter() - start, items
 
 
+def run_fanout(count: int, watchers: int) -> dict[str, float]:
+    """Create ``count`` Services with ``watchers`` watches open (speakers watching Services)."""
+    server = ServerProcess()
+    try:
+        _, initial = _timed_get(server, "/api/v1/services")
+        start_rv = initial["metadata"]["resourceVersion"]
+        started = [Watcher(server, want=count, resource_version=start_rv) for _ in range(watchers)]
+        for watcher in started:
+            watcher.start()
+            watcher.ready.wait(10)
+        start, end = _create_all(server, count)
+        for watcher in started:
+            watcher.done.wait(120)
+            if watcher.seen != count:
+                raise RuntimeError(f"a watcher saw {watcher.seen} of {count} events")
+        last = max(w.last_at for w in started)
+        return {
+            "fanout_create_s": end - start,
+            "fanout_events_per_s": watchers * count / (last - start),
+            "fanout_lag_ms": max(0.0, last - end) * 1000,
+        }
+    finally:
+        server.close()
+
+
 def run_once(count: int, *, with_watcher: bool) -> dict[str, float]:
     server = ServerProcess()
     try:
@@ -245,8 +272,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--fanout", type=int, default=10, help="Watchers in the fan-out run.")
     args = parser.parse_args()
-    n, repeats = args.services, args.repeats
+    n, repeats, fanout = args.services, args.repeats, args.fanout
 
     rows = {
         "create_s": Row(f"create {n:,} Services, 1 watcher", "s"),
@@ -258,20 +286,32 @@ def main() -> int:
         "replay_s": Row(f"watch replay of {n:,} events from the start RV", "s"),
         "rss_mb": Row(f"server RSS with {n:,} Services", "MiB"),
         "peak_rss_mb": Row("server peak RSS", "MiB"),
+        "fanout_create_s": Row(f"create {n:,} Services, {fanout} watchers", "s"),
+        "fanout_events_per_s": Row(f"events/s delivered to {fanout} watchers", "/s"),
+        "fanout_lag_ms": Row(f"slowest of {fanout} watchers: lag after the last create", "ms"),
     }
     baseline = Row(f"create {n:,} Services, no watcher (baseline)", "s")
     baseline_rate = Row("creates/s, no watcher (baseline)", "/s")
     typed = Row(f"typed client creates/s ({max(1, n // 10):,} Services)", "/s")
-    for _ in range(repeats):
-        for key, value in run_once(n, with_watcher=True).items():
+    for repeat in range(repeats):
+        # Alternate which run goes first, so warm-up and machine drift do not favour one side.
+        order = ("watcher", "plain") if repeat % 2 == 0 else ("plain", "watcher")
+        for which in order:
+            if which == "watcher":
+                for key, value in run_once(n, with_watcher=True).items():
+                    rows[key].samples.append(value)
+            else:
+                plain = run_once(n, with_watcher=False)
+                baseline.samples.append(plain["create_s"])
+                baseline_rate.samples.append(plain["creates_per_s"])
+        for key, value in run_fanout(n, fanout).items():
             rows[key].samples.append(value)
-        plain = run_once(n, with_watcher=False)
-        baseline.samples.append(plain["create_s"])
-        baseline_rate.samples.append(plain["creates_per_s"])
         typed.samples.append(typed_client_rate(max(1, n // 10)))
     table = [*rows.values(), baseline, baseline_rate, typed]
     ratios = {
         "create time with watcher : without": rows["create_s"].median / baseline.median,
+        f"create time with {fanout} watchers : without": rows["fanout_create_s"].median
+        / baseline.median,
         "raw HTTP creates/s : typed client creates/s": baseline_rate.median / typed.median,
     }
     print(f"{'apiserver benchmark':<52} {'median':>10} {'min':>10} {'max':>10}")

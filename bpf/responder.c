@@ -6,7 +6,7 @@
 #include "arp.h"
 #include "ndp.h"
 
-int oelb_xdp(struct xdp_md *ctx)
+static __always_inline int oelb_respond(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -35,6 +35,11 @@ int oelb_xdp(struct xdp_md *ctx)
 	if (proto == bpf_htons(OELB_ETH_P_IPV6))
 		return oelb_handle_ipv6(ctx, l3off);
 	return XDP_PASS;
+}
+
+int oelb_xdp(struct xdp_md *ctx)
+{
+	return oelb_respond(ctx);
 }
 
 /* Attached to the peer of a veth carrying the responder: native XDP_TX on veth needs an XDP

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from openelb import __version__
+from openelb.manager.command import manager_command
 
 
 def _not_implemented(what: str, issue: int) -> None:
@@ -41,11 +42,8 @@ def version() -> None:
         click.echo(f"xdp: not usable: {xdp.reason}")
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def manager(args: tuple[str, ...]) -> None:
-    """Run the manager: leader-elected IPAM for LoadBalancer Services."""
-    _not_implemented("manager", 4)
+# --- manager (issue #4): flags and run loop live in openelb.manager.command -----------------------
+main.add_command(manager_command)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

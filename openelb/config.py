@@ -107,6 +107,34 @@ class IpamSettings:
         return tuple(ids)
 
 
+@dataclass(frozen=True)
+class ManagerSettings:
+    """The manager process (``openelb manager``): API access, election, batching, metrics."""
+
+    kube: KubeSettings = KubeSettings()
+    """How to reach the apiserver."""
+    leader: LeaderElectionSettings = LeaderElectionSettings()
+    """The Lease the managers compete for; only the leader writes."""
+    ipam: IpamSettings = IpamSettings()
+    """Router ID range for VIP mode."""
+    batch_size: int = 500
+    """Most keys reconciled in one batch (one Eip status write per changed pool per batch)."""
+    write_concurrency: int = 8
+    """Service writes of a batch in flight at once (``--write-concurrency``)."""
+    metrics_port: int = 9443
+    """Port of the Prometheus endpoint (``--metrics-port``); 0 disables it."""
+    metrics_host: str = "0.0.0.0"
+    """Address the Prometheus endpoint binds (``--metrics-host``)."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch size {self.batch_size} must be at least 1")
+        if self.write_concurrency < 1:
+            raise ValueError(f"write concurrency {self.write_concurrency} must be at least 1")
+        if not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics port {self.metrics_port} is not a TCP port")
+
+
 # --- dataplane -----------------------------------------------------------------------------------
 
 

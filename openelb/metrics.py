@@ -183,6 +183,48 @@ def ipam_allocation_failed(reason: str) -> None:
     IPAM_FAILURES.labels(reason).inc()
 
 
+# --- manager: reconcile loop ----------------------------------------------------------------------
+
+MANAGER_BATCH_DURATION = Histogram(
+    "openelb_manager_reconcile_duration_seconds",
+    "Time to reconcile one batch of keys: decide and write (Eip and Service statuses).",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    registry=registry,
+)
+MANAGER_RECONCILED = Counter(
+    "openelb_manager_services_reconciled_total",
+    "Service reconciles run by the leading manager.",
+    registry=registry,
+)
+MANAGER_WRITE_ERRORS = Counter(
+    "openelb_manager_reconcile_errors_total",
+    "Writes that failed and were retried, by kind (conflict | error).",
+    ["kind"],
+    registry=registry,
+)
+MANAGER_MANAGED = Gauge(
+    "openelb_manager_services_managed",
+    "Services the manager allocates for (opted in, or still carrying its finalizer).",
+    registry=registry,
+)
+
+
+def manager_batch_done(*, seconds: float, services: int) -> None:
+    """Record one reconcile batch."""
+    MANAGER_BATCH_DURATION.observe(seconds)
+    MANAGER_RECONCILED.inc(services)
+
+
+def manager_write_failed(kind: str) -> None:
+    """Count a failed write (``conflict`` or ``error``)."""
+    MANAGER_WRITE_ERRORS.labels(kind).inc()
+
+
+def manager_managed(count: int) -> None:
+    """Record how many Services the manager allocates for."""
+    MANAGER_MANAGED.set(count)
+
+
 # --- dataplane -----------------------------------------------------------------------------------
 
 
@@ -540,6 +582,10 @@ __all__ = [
     "KUBE_STATUS_CONFLICTS",
     "KUBE_WATCH_ERRORS",
     "KUBE_WATCH_RELISTS",
+    "MANAGER_BATCH_DURATION",
+    "MANAGER_MANAGED",
+    "MANAGER_RECONCILED",
+    "MANAGER_WRITE_ERRORS",
     "VRRP_FAILOVER",
     "VRRP_STATE",
     "VRRP_TRANSITIONS",
@@ -563,6 +609,9 @@ __all__ = [
     "kube_status_conflict",
     "kube_watch_failed",
     "kube_watch_relisted",
+    "manager_batch_done",
+    "manager_managed",
+    "manager_write_failed",
     "register_xdp_counters",
     "registry",
     "send_failed",

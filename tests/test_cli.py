@@ -36,7 +36,7 @@ def test_version_explains_why_xdp_is_not_usable_without_root(
     assert "xdp: not usable: not root" in result.output
 
 
-@pytest.mark.parametrize("command", ["manager", "speaker", "status"])
+@pytest.mark.parametrize("command", ["speaker", "status"])
 def test_unimplemented_commands_say_so_and_fail(command: str) -> None:
     result = CliRunner().invoke(main, [command])
     assert result.exit_code != 0

@@ -193,11 +193,18 @@ def prog_test_run(
     ctx: bytes = b"",
     flags: int = 0,
     out_size: int = 0,
+    batch_size: int = 0,
 ) -> TestRun:
-    """Run a program on ``data`` (BPF_PROG_TEST_RUN); ``ctx`` is an optional ``xdp_md``."""
+    """Run a program on ``data`` (BPF_PROG_TEST_RUN); ``ctx`` is an optional ``xdp_md``.
+
+    With ``BPF_F_TEST_XDP_LIVE_FRAMES`` the frames the program returns XDP_TX for are really
+    transmitted on ``ctx``'s ingress interface (in the calling thread's netns): a packet
+    generator without pktgen."""
     data_in = ctypes.create_string_buffer(data, len(data))
-    out_len = out_size or len(data) + 256
-    data_out = ctypes.create_string_buffer(out_len)
+    live = bool(flags & BPF_F_TEST_XDP_LIVE_FRAMES)
+    # Live frames are transmitted, not copied back: the kernel wants no output buffer then.
+    out_len = 0 if live else out_size or len(data) + 256
+    data_out = ctypes.create_string_buffer(out_len) if out_len else None
     ctx_in = ctypes.create_string_buffer(ctx, len(ctx)) if ctx else None
     attr = _attr(
         ("I", 0, prog_fd),
@@ -209,11 +216,13 @@ def prog_test_run(
         ("I", 40, len(ctx)),
         ("Q", 48, _addr(ctx_in)),
         ("I", 64, flags),
+        ("I", 72, batch_size),
     )
     _bpf(BPF_PROG_TEST_RUN, attr, "prog test run")
     retval, _, size_out = struct.unpack_from("III", attr, 4)
     duration = struct.unpack_from("I", attr, 36)[0]
-    return TestRun(retval, data_out.raw[:size_out], duration)
+    out = data_out.raw[:size_out] if data_out is not None else b""
+    return TestRun(retval, out, duration)
 
 
 BPF_PROG_LOAD: Final = 5
@@ -232,3 +241,8 @@ def prog_load_xdp(insns: bytes, *, name: str = "oelb_pass") -> int:
         ("16s", 48, name.encode()[:15]),
     )
     return _bpf(BPF_PROG_LOAD, attr, "prog load")
+
+
+def xdp_ctx(data_len: int, *, ingress_ifindex: int = 0, rx_queue: int = 0) -> bytes:
+    """A ``struct xdp_md`` for BPF_PROG_TEST_RUN: the frame as received on ``ingress_ifindex``."""
+    return struct.pack("6I", 0, data_len, 0, ingress_ifindex, rx_queue, 0)

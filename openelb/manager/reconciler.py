@@ -30,6 +30,7 @@ from openelb.ipam import (
     NoIP,
     RouterIdRange,
     ServiceKey,
+    ServiceRequest,
     ServiceState,
     format_ip,
     parse_ip,
@@ -82,6 +83,8 @@ class Reconciler:
         self._pending: dict[ServiceKey, list[EventNote]] = {}
         self._eip_problems: dict[str, frozenset[tuple[str, str]]] = {}
         self._router_ids = VipRouterIds()
+        self.generation = 0
+        """Bumped whenever what IPAM holds (or the pools) changed: Eip statuses may differ."""
 
     # --- start and inputs ----------------------------------------------------------------------
 
@@ -129,6 +132,7 @@ class Reconciler:
         self._specs = [eip_spec(raw) for raw in self._eips.values()]
         self.allocator.set_eips(self._specs)
         self._refresh_router_ids()
+        self.generation += 1
 
     def set_namespace(self, name: str, raw: Raw | None) -> None:
         """A Namespace appeared, changed its labels or went away."""
@@ -145,6 +149,13 @@ class Reconciler:
 
     def reconcile(self, key: ServiceKey, raw: Raw | None) -> ServiceDecision:
         """The desired state of Service ``key`` (``raw`` None: it no longer exists)."""
+        before = dict(self.allocator.holdings.of_service(key))
+        decision = self._decide(key, raw)
+        if self.allocator.holdings.of_service(key) != before:
+            self.generation += 1
+        return decision
+
+    def _decide(self, key: ServiceKey, raw: Raw | None) -> ServiceDecision:
         if raw is None:
             released = self.allocator.release(key)
             self._publish(key, ())
@@ -186,6 +197,7 @@ class Reconciler:
 
     def _allocate(self, key: ServiceKey, raw: Raw) -> ServiceDecision:
         request = service_request(raw, self._labels(raw))
+        self._adopt(key, request, raw)
         before = self.allocator.addresses(key)
         result = self.allocator.allocate(request)
         finalizer = FinalizerChange.KEEP if has_finalizer(raw) else FinalizerChange.ADD
@@ -224,6 +236,22 @@ class Reconciler:
             released=tuple(ip for ip in held_before if ip not in kept),
             failure=result.degraded[0].reason if result.degraded else None,
         )
+
+    def _adopt(self, key: ServiceKey, request: ServiceRequest, raw: Raw) -> None:
+        """Take the stored status as truth where IPAM knows nothing better.
+
+        An address in the Service's status that nobody holds in IPAM (written by a previous
+        leader after this one listed, say) is restored to it before deciding, so the decision
+        keeps it rather than moving the Service and handing the address to someone else.
+        """
+        held = self.allocator.holdings.of_service(key)
+        for ip in ingress_ips(raw):
+            try:
+                family, _ = parse_ip(ip)
+            except AddressError:
+                continue
+            if family not in held and not self.allocator.holders(ip):
+                self.allocator.restore(request, ip)
 
     def _allocation_notes(self, key: ServiceKey, result: Allocation) -> list[EventNote]:
         notes: list[EventNote] = []

@@ -282,3 +282,11 @@ def test_namespace_selector_and_priority_choose_the_pool() -> None:
         "10.0.0.0",
     )
     assert ingress_ips(service("x", ingress=("1.2.3.4",))) == ("1.2.3.4",)
+
+
+def test_a_status_written_after_the_start_is_adopted_not_moved() -> None:
+    reconciler = started(eip("pool", "10.0.0.0/24", default=True))
+    late = service("late", ingress=("10.0.0.9",), finalizer=True)
+    decision = reconciler.reconcile(key("late"), late)
+    assert decision.ingress is None and decision.allocated == ()
+    assert reconciler.allocator.holders("10.0.0.9") == (key("late"),)

@@ -66,7 +66,7 @@ class ApiServer:
             raise ValueError("bookmark_interval must be positive")
         self.host = host
         self._port = port
-        self.bookmark_interval = bookmark_interval
+        self._bookmark_interval = bookmark_interval
         types = [*BUILTIN_TYPES, *_crd_types(crds)]
         self.types: dict[tuple[str, str, str], ResourceType] = {
             (t.group, t.version, t.plural): t for t in types
@@ -89,6 +89,19 @@ class ApiServer:
         return f"http://{host}:{self._port}"
 
     @property
+    def bookmark_interval(self) -> float:
+        """Seconds between BOOKMARK events on watches that allow them; settable while running."""
+        return self._bookmark_interval
+
+    @bookmark_interval.setter
+    def bookmark_interval(self, seconds: float) -> None:
+        if seconds <= 0:
+            raise ValueError("bookmark_interval must be positive")
+        self._bookmark_interval = seconds
+        if self._http is not None:
+            self._http.bookmark_interval = seconds
+
+    @property
     def running(self) -> bool:
         return self._http is not None
 
@@ -101,7 +114,7 @@ class ApiServer:
             store=self.store,
             types=self.types,
             faults=self.faults,
-            bookmark_interval=self.bookmark_interval,
+            bookmark_interval=self._bookmark_interval,
         )
         self._port = http.server_address[1]
         self._http = http

@@ -1,0 +1,65 @@
+"""The manager's writes to the API, fenced by leadership.
+
+Every write checks the fence first: the moment the manager stops leading, no new request leaves
+(an in-flight one may complete; its resourceVersion precondition keeps it from clobbering a newer
+leader's write). All writes are conditional on the resourceVersion the decision was made from, so
+a concurrent change is a 409 and the key is reconciled again from fresh state.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from openelb.kube.client import KubeApi
+from openelb.kube.errors import KubeError
+from openelb.kube.resources import EIPS, SERVICES
+from openelb.manager.decisions import ingress_status
+from openelb.manager.optin import FINALIZER, Raw
+
+
+class NotLeadingError(KubeError):
+    """A write was refused locally because this manager no longer leads."""
+
+    def __init__(self) -> None:
+        super().__init__(0, "NotLeading", "this manager is not the leader; write skipped")
+
+
+class FencedWriter:
+    """Service finalizer/status and Eip status writes, each refused once leadership is lost."""
+
+    def __init__(self, api: KubeApi, *, leading: Callable[[], bool]) -> None:
+        self._api = api
+        self._leading = leading
+        self.attempts = 0
+        """Write requests sent (tests check a standby sends none)."""
+
+    def _check(self) -> None:
+        if not self._leading():
+            raise NotLeadingError
+        self.attempts += 1
+
+    def set_finalizer(self, raw: Raw, *, present: bool) -> dict[str, Any]:
+        """Add or remove our finalizer, conditional on the object's resourceVersion."""
+        self._check()
+        meta = raw["metadata"]
+        finalizers = [f for f in meta.get("finalizers") or () if f != FINALIZER]
+        if present:
+            finalizers.append(FINALIZER)
+        patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}}
+        return self._api.patch(SERVICES, meta["name"], patch, namespace=meta["namespace"])
+
+    def set_ingress(self, raw: Raw, ips: tuple[str, ...]) -> dict[str, Any]:
+        """Replace ``status.loadBalancer.ingress`` (PUT /status with the object's RV)."""
+        self._check()
+        body = copy.deepcopy(dict(raw))
+        body["status"] = ingress_status(body.get("status"), ips)
+        return self._api.replace(SERVICES, body, subresource="status")
+
+    def set_eip_status(self, raw: Raw, status: dict[str, Any]) -> dict[str, Any]:
+        """Replace an Eip's status as a whole (so keys that left ``used`` really go)."""
+        self._check()
+        body = {key: value for key, value in raw.items() if key != "status"}
+        body["status"] = status
+        return self._api.replace(EIPS, body, subresource="status")
