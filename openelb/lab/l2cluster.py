@@ -68,8 +68,11 @@ class L2Cluster:
         self._netns_ctx = in_netns(self.api_host.netns)
         self._netns_ctx.__enter__()
 
-    def _call(self, fn: Callable[[], T]) -> T:
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` (an API call) from the worker thread that can reach the apiserver."""
         return self._pool.submit(fn).result(timeout=60)
+
+    _call = call
 
     def close(self) -> None:
         for name in list(self.speakers):

@@ -6,10 +6,12 @@ measured by ``benchmarks/failover_l2.py``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from openelb.kube.resources import EVENTS
 from openelb.lab.l2cluster import L2Cluster
 from openelb.lab.netns import Testbed
 from openelb.speaker.ownership import compute_placement
@@ -78,3 +80,20 @@ def test_link_cut_moves_the_vip_and_the_healed_owner_takes_it_back_alone(
     # the heal, then ownership follows rank again and stays there.
     assert cluster.wait_stable(VIP, {owner}) == {owner}
     assert cluster.answering(VIP, count=3) == {owner}
+
+
+def test_an_address_already_in_use_is_not_announced_and_is_reported(cluster: L2Cluster) -> None:
+    taken = "10.250.0.205"
+    squatter = cluster.testbed.add_host("squat")
+    squatter.run(["ip", "addr", "add", f"{taken}/24", "dev", "eth0"])
+    cluster.add_service("late", [taken])  # assigned after the speakers synced: probed first
+    events: list[dict[str, object]] = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not events:
+        items, _ = cluster.call(lambda: cluster.api.list(EVENTS, namespace="default"))
+        events = [e for e in items if e.get("reason") == "AddressInUse"]
+        time.sleep(0.1)
+    assert events, "an AddressInUse Event on the Service"
+    # Only the host that really has the address answers for it.
+    answering = cluster.answering(taken, count=3)
+    assert answering == {squatter.mac.lower()}
