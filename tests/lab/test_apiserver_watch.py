@@ -310,3 +310,51 @@ def test_cluster_scoped_custom_resources_watch(kube_client: ApiClient) -> None:
     assert event["type"] == "ADDED"
     assert event["object"]["metadata"]["name"] == "p"
     w.stop()
+
+
+def test_a_no_op_write_sends_no_watch_event(kube_client: ApiClient) -> None:
+    v1 = client.CoreV1Api(kube_client)
+    svc = v1.create_namespaced_service("default", _svc("a", x="1"))
+    rv = svc.metadata.resource_version
+    v1.replace_namespaced_service("a", "default", svc)  # same content
+    v1.patch_namespaced_service("a", "default", {"metadata": {"labels": {"x": "1"}}})
+    v1.patch_namespaced_service("a", "default", {"metadata": {"labels": {"x": "2"}}})
+    w = watch.Watch()
+    event = next(
+        w.stream(v1.list_namespaced_service, "default", resource_version=rv, timeout_seconds=5)
+    )
+    w.stop()
+    # The first event after the create is the real change, not the two no-ops.
+    assert event["type"] == "MODIFIED"
+    assert event["object"].metadata.labels == {"x": "2"}
+    assert int(event["object"].metadata.resource_version) == int(rv) + 1
+
+
+def test_paging_while_writing_then_watching_converges(kube_client: ApiClient) -> None:
+    v1 = client.CoreV1Api(kube_client)
+    for i in range(6):
+        v1.create_namespaced_service("default", _svc(f"s{i}"))
+    first = v1.list_namespaced_service("default", limit=2)
+    v1.delete_namespaced_service("s4", "default")
+    v1.create_namespaced_service("default", _svc("s9"))
+    seen = {s.metadata.name for s in first.items}
+    token = first.metadata._continue
+    while token:
+        page = v1.list_namespaced_service("default", limit=2, _continue=token)
+        seen |= {s.metadata.name for s in page.items}
+        token = page.metadata._continue
+    # Watching from the first page's RV replays what changed while paging.
+    w = watch.Watch()
+    for event in w.stream(
+        v1.list_namespaced_service,
+        "default",
+        resource_version=first.metadata.resource_version,
+        timeout_seconds=1,
+    ):
+        name = event["object"].metadata.name
+        if event["type"] == "DELETED":
+            seen.discard(name)
+        else:
+            seen.add(name)
+    live = {s.metadata.name for s in v1.list_namespaced_service("default").items}
+    assert seen == live == {"s0", "s1", "s2", "s3", "s5", "s9"}
