@@ -229,8 +229,9 @@ def open_responder(
     """The fastest responder that works here, listening on ``interfaces``.
 
     ``auto`` tries native XDP, then generic XDP, then the AF_PACKET responder, and records in
-    ``reason`` (and the log) why each faster one failed. Any other ``mode`` opens exactly that
-    one or raises :class:`DataplaneError` with the reason.
+    ``reason`` (and the log) why each faster one failed. On veth interfaces ``auto`` skips native
+    XDP (its replies need an XDP program on the peer, which this node may not control). Any
+    other ``mode`` opens exactly that one or raises :class:`DataplaneError` with the reason.
 
     The AF_PACKET responder is provided by :mod:`openelb.dataplane.afpacket` as
     ``open_afpacket(interfaces, *, reason) -> Responder``.
@@ -255,6 +256,7 @@ def open_responder(
                     pin_root=pin_root,
                     instance=instance,
                     reason=reason,
+                    native_on_veth=mode != "auto",
                 )
         except DataplaneError as exc:
             failures.append(f"{candidate}: {exc}")

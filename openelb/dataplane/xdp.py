@@ -33,6 +33,7 @@ from openelb.dataplane.xdp_loader import (
     LoadedProgram,
     attach,
     detach,
+    link_kind,
     load_program,
     pin_program,
 )
@@ -185,15 +186,27 @@ def open_xdp(
     instance: str,
     reason: str = "",
     max_vips: int = 16384,
+    native_on_veth: bool = True,
 ) -> Responder:
     """Load (re-using pinned maps) the XDP responder and attach it to ``interfaces``.
 
-    Raises :class:`DataplaneError` saying why when the program cannot load or attach; then
+    ``native_on_veth=False`` (what ``open_responder`` passes in auto mode) refuses native mode on
+    veth interfaces, where it would attach fine and then silently drop every reply unless the
+    peer runs an XDP program. Raises :class:`DataplaneError` saying why when the program cannot
+    load or attach; then
     nothing stays attached by this call (interfaces that already ran a previous speaker's
     program keep it).
     """
     if not instance or "/" in instance or instance in (".", ".."):
         raise DataplaneError(f"bad data plane instance name {instance!r}")
+    if not generic and not native_on_veth:
+        for iface in interfaces:
+            if link_kind(iface) == "veth":
+                raise DataplaneError(
+                    f"{iface} is a veth: native XDP replies (XDP_TX) are dropped unless its "
+                    "peer runs an XDP program too; attach one there (attach_pass_program) and "
+                    "ask for xdp-native explicitly"
+                )
     program = load_program(pin_dir=pin_root / instance, max_vips=max_vips)
     attached: list[str] = []
     try:

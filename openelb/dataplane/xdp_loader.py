@@ -243,6 +243,22 @@ def detach(iface: str, *, generic: bool) -> None:
         raise DataplaneError(f"detaching XDP from {iface} failed: {os.strerror(err)}")
 
 
+def link_kind(iface: str) -> str:
+    """The link type of ``iface`` in this thread's netns ("veth", "bridge", "" for a NIC)."""
+    import json
+
+    done = subprocess.run(
+        ["ip", "-json", "-details", "link", "show", "dev", iface],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise DataplaneError(f"no interface named {iface!r} on this node")
+    info = json.loads(done.stdout)[0].get("linkinfo", {})
+    return str(info.get("info_kind", ""))
+
+
 def attached_program_id(iface: str, netns: str | None = None) -> tuple[int, str]:
     """(program id, "native" | "generic" | "") of the XDP program on ``iface``."""
     import json

@@ -87,10 +87,13 @@ class KeepalivedAnnouncer:
         with self._lock:
             new_plan = plan(desired, self.settings)
             text = render(new_plan, fifo=str(self.supervisor.paths.fifo), settings=self.settings)
+            # Track the new instances before keepalived can report on them (it starts in ms).
+            self.states.set_plan(new_plan)
             result = self.supervisor.apply(text, new_plan.vips_by_interface())
+            if not result.applied and self._plan is not None:
+                self.states.set_plan(self._plan)
             if result.applied:
                 self._plan = new_plan
-                self.states.set_plan(new_plan)
                 if self._watcher is not None:
                     self._watcher.set_own_addresses(
                         {i.source for i in new_plan.instances if i.source is not None}

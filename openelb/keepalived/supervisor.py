@@ -208,7 +208,9 @@ class KeepalivedSupervisor:
         An empty ``vips`` stops keepalived: there is nothing for it to do.
         """
         with self._lock:
-            if text == self._config_text and self.running():
+            if text == self._config_text:
+                # Running, or dead and waiting out its restart delay: the monitor restarts it;
+                # a control loop re-applying the same state must not defeat the backoff.
                 return ApplyResult(True, "unchanged")
             if not any(vips.values()):
                 self._terminate()

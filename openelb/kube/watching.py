@@ -192,7 +192,7 @@ class WatchCache(Generic[T]):
                     break
                 self.last_error = exc
                 metrics.kube_watch_failed(str(self.res), exc.reason)
-                delay = self._backoff.next()
+                delay = max(self._backoff.next(), exc.retry_after or 0.0)  # 429 Retry-After
                 log.warning("watch %s failed (%s); retrying in %.2fs", self.res, exc, delay)
                 self._stop.wait(delay)
 

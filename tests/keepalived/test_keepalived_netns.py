@@ -241,3 +241,68 @@ def test_stop_releases_the_vip_to_a_backup_at_once(cluster: Cluster) -> None:
     assert vip not in addresses_on("eth0", netns=cluster.hosts[holder].netns)
     assert _wait(lambda: len(cluster.holders(vip)) == 1, timeout=3.0)
     assert cluster.holders(vip) != [holder]
+
+
+def test_two_eips_get_their_router_ids_from_status_and_land_on_different_nodes(
+    cluster: Cluster,
+) -> None:
+    from openelb.keepalived.desired import vip_mode_state
+    from openelb.kube.views import Eip, Node, Service
+    from openelb.speaker.records import SpeakerRecord
+
+    tb = cluster.testbed
+    vip1, vip2 = str(tb.subnet4[230]), str(tb.subnet4[240])
+    eips = [
+        Eip.from_raw(
+            {
+                "metadata": {"name": name},
+                "spec": {"address": address, "protocol": "vip"},
+                "status": {"virtualRouterIDs": {address: rid}},
+            }
+        )
+        for name, address, rid in (("first", vip1, 31), ("second", vip2, 32))
+    ]
+    services = [
+        Service.from_raw(
+            {
+                "metadata": {
+                    "name": f"s{i}",
+                    "namespace": "default",
+                    "uid": f"s{i}",
+                    "annotations": {"lb.kubesphere.io/v1alpha1": "openelb"},
+                },
+                "spec": {"type": "LoadBalancer"},
+                "status": {"loadBalancer": {"ingress": [{"ip": ip}]}},
+            }
+        )
+        for i, ip in enumerate((vip1, vip2))
+    ]
+    nodes = [
+        Node.from_raw(
+            {
+                "metadata": {"name": n},
+                "spec": {},
+                "status": {
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                    "addresses": [{"type": "InternalIP", "address": str(h.ipv4.ip)}],
+                },
+            }
+        )
+        for n, h in cluster.hosts.items()
+    ]
+    records = {
+        n: SpeakerRecord(n, (str(h.ipv4.ip), 7946), 1, {"first": "eth0", "second": "eth0"})
+        for n, h in cluster.hosts.items()
+    }
+    plans = {}
+    for name, announcer in cluster.announcers.items():
+        state = vip_mode_state(
+            node=name, services=services, eips=eips, slices=[], nodes=nodes, records=records
+        )
+        outcome = announcer.apply(state.desired)
+        assert outcome.result.applied and not outcome.issues
+        plans[name] = {(i.name, i.router_id, i.preferred) for i in outcome.plan.instances}
+    assert len({frozenset(p) for p in plans.values()}) == 1  # every node planned the same
+    (_, _, pref1), (_, _, pref2) = sorted(plans["a"])
+    assert pref1 != pref2
+    assert cluster.master(vip1) == pref1 and cluster.master(vip2) == pref2

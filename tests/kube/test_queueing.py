@@ -8,6 +8,7 @@ import pytest
 
 from openelb.kube.backoff import Backoff
 from openelb.kube.queueing import KeyQueue, ShutDown
+from tests.kube.conftest import wait_until
 
 
 def test_repeated_adds_are_processed_once() -> None:
@@ -77,3 +78,47 @@ def test_backoff_is_capped_and_jittered_within_bounds() -> None:
     assert b.next() <= 0.12
     with pytest.raises(ValueError):
         Backoff(initial=0)
+
+
+def test_concurrent_workers_never_hold_the_same_key_and_lose_no_add() -> None:
+    q = KeyQueue()
+    keys = [f"k{i}" for i in range(8)]
+    lock = threading.Lock()
+    holding: set[str] = set()
+    overlaps: list[str] = []
+    processed_after_last_add: dict[str, bool] = {}
+    stop = threading.Event()
+
+    def worker() -> None:
+        while not stop.is_set():
+            try:
+                key = q.get(0.05)
+            except ShutDown:
+                return
+            if key is None:
+                continue
+            with lock:
+                if key in holding:
+                    overlaps.append(key)
+                holding.add(key)
+                processed_after_last_add[key] = True
+            with lock:
+                holding.discard(key)
+            q.done(key)
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for i in range(4000):
+            key = keys[i % len(keys)]
+            with lock:
+                processed_after_last_add[key] = False
+            q.add(key)
+        assert wait_until(lambda: all(processed_after_last_add.values()), timeout=5)
+    finally:
+        stop.set()
+        q.shutdown()
+        for thread in threads:
+            thread.join(5)
+    assert overlaps == []

@@ -187,3 +187,24 @@ def test_typed_view_cache_and_stop(kube_lab: KubeLab) -> None:
     finally:
         cache.stop()
     assert cache.get("ns1/web") is not None  # content survives stop
+
+
+def test_object_the_view_rejects_is_left_out_and_watch_goes_on(kube_lab: KubeLab) -> None:
+    from openelb.kube.views import ViewError
+
+    def picky(raw: dict[str, Any]) -> str:
+        if raw["metadata"]["name"].startswith("bad"):
+            raise ViewError("bad object")
+        return str(raw["metadata"]["name"])
+
+    cache = WatchCache(kube_lab.api, NODES, view=picky, watch_timeout=5)
+    cache.start()
+    try:
+        assert cache.wait_synced(5)
+        kube_lab.api.create(NODES, {"metadata": {"name": "bad-1"}})
+        kube_lab.api.create(NODES, {"metadata": {"name": "good-1"}})
+        assert wait_until(lambda: cache.get("good-1") == "good-1")
+        assert cache.get("bad-1") is None
+        assert cache.keys() == ["good-1"]
+    finally:
+        cache.stop()
