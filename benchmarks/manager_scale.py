@@ -35,12 +35,6 @@ from typing import Any
 from openelb.kube.client import connect
 from openelb.kube.resources import EIPS, SERVICES
 from openelb.lab.apiserver import ApiServer
-from openelb.lab.apiserver.http import ApiHandler
-
-# The embedded apiserver answers with two writes (headers, body); without TCP_NODELAY, Nagle
-# holds the body until the client's delayed ACK (~40 ms) on every request, which a real
-# kube-apiserver (Go sets TCP_NODELAY) never does. Measure the manager, not that artifact.
-ApiHandler.disable_nagle_algorithm = True
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

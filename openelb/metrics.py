@@ -204,7 +204,7 @@ MANAGER_WRITE_ERRORS = Counter(
 )
 MANAGER_MANAGED = Gauge(
     "openelb_manager_services_managed",
-    "Services the manager allocates for (opted in, or still carrying its finalizer).",
+    "Services holding at least one address from the manager.",
     registry=registry,
 )
 

@@ -377,6 +377,7 @@ class Controller:
                 metrics.ipam_released(family=family.value)
             if decision.failure is not None and decision.events:
                 metrics.ipam_allocation_failed(decision.failure.value)
+        metrics.manager_managed(sum(1 for _ in self.reconciler.allocator.holdings.services()))
         pools = self.reconciler.allocator.pools
         for gone in self._observed_pools.difference(pools):
             metrics.ipam_pool_removed(gone)
@@ -400,8 +401,10 @@ class Controller:
         if cached is None:
             self._written.pop(written_key, None)
             return None
-        if written is not None and _rv(written) > _rv(cached):
-            return written
+        if written is not None:
+            if _rv(written) > _rv(cached):
+                return written
+            self._written.pop(written_key, None)  # the cache caught up: keep one copy
         return cached
 
     def _our_service_keys(self, namespace: str | None = None) -> list[str]:
