@@ -46,11 +46,70 @@ def version() -> None:
 main.add_command(manager_command)
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def speaker(args: tuple[str, ...]) -> None:
-    """Run the speaker on a node: announce owned VIPs (layer2) or drive keepalived (vip)."""
-    _not_implemented("speaker", 6)
+# --- speaker (issue #6) --------------------------------------------------------------------------
+@main.command()
+@click.option("--kubeconfig", default=None, help="Kubeconfig path (default: in-cluster).")
+@click.option("--node", envvar="NODE_NAME", required=True, help="This node's name [$NODE_NAME].")
+@click.option("--heartbeat-address", default="", help="Heartbeat IP (default: InternalIP).")
+@click.option("--heartbeat-port", type=int, default=7947, show_default=True)
+@click.option("--heartbeat-interval", type=float, default=0.02, show_default=True)
+@click.option("--heartbeat-misses", type=int, default=5, show_default=True)
+@click.option("--heartbeat-key", envvar="OPENELB_HEARTBEAT_KEY", default="", help="HMAC secret.")
+@click.option("--hung-after", type=float, default=2.0, show_default=True)
+@click.option("--announce-burst", default="0,0.1,0.5,1,2", show_default=True)
+@click.option("--announce-refresh", type=float, default=None, help="Re-announce period (s).")
+@click.option("--probe-wait", type=float, default=0.03, show_default=True)
+@click.option("--lease-namespace", default="openelb-system", show_default=True)
+@click.option("--lease-duration", type=float, default=15.0, show_default=True)
+@click.option(
+    "--dataplane",
+    type=click.Choice(["auto", "xdp-native", "xdp-generic", "afpacket"]),
+    default="auto",
+    show_default=True,
+)
+@click.option("--instance", default="default", show_default=True, help="bpffs pin folder name.")
+@click.option("--metrics-port", type=int, default=None, help="Serve /metrics on this port.")
+def speaker(  # noqa: PLR0917 - click passes every option by name
+    kubeconfig: str | None,
+    node: str,
+    heartbeat_address: str,
+    heartbeat_port: int,
+    heartbeat_interval: float,
+    heartbeat_misses: int,
+    heartbeat_key: str,
+    hung_after: float,
+    announce_burst: str,
+    announce_refresh: float | None,
+    probe_wait: float,
+    lease_namespace: str,
+    lease_duration: float,
+    dataplane: str,
+    instance: str,
+    metrics_port: int | None,
+) -> None:
+    """Run the speaker on a node: answer and announce the Layer 2 VIPs it owns."""
+    from openelb.config import SpeakerSettings
+    from openelb.speaker.process import serve
+
+    try:
+        settings = SpeakerSettings(
+            node=node,
+            heartbeat_address=heartbeat_address,
+            heartbeat_port=heartbeat_port,
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_misses=heartbeat_misses,
+            heartbeat_key=heartbeat_key,
+            hung_after=hung_after,
+            announce_burst=SpeakerSettings.parse_burst(announce_burst),
+            announce_refresh=announce_refresh,
+            probe_wait=probe_wait,
+            lease_namespace=lease_namespace,
+            lease_duration=lease_duration,
+            dataplane=dataplane,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    sys.exit(serve(settings, kubeconfig=kubeconfig, metrics_port=metrics_port, instance=instance))
 
 
 @main.group(invoke_without_command=True)

@@ -36,8 +36,15 @@ def test_version_explains_why_xdp_is_not_usable_without_root(
     assert "xdp: not usable: not root" in result.output
 
 
-@pytest.mark.parametrize("command", ["speaker", "status"])
+@pytest.mark.parametrize("command", ["status"])
 def test_unimplemented_commands_say_so_and_fail(command: str) -> None:
     result = CliRunner().invoke(main, [command])
     assert result.exit_code != 0
     assert "not implemented yet" in result.output
+
+
+def test_speaker_needs_a_node_name_and_refuses_bad_settings() -> None:
+    result = CliRunner().invoke(main, ["speaker"], env={"NODE_NAME": ""})
+    assert result.exit_code != 0 and "--node" in result.output
+    result = CliRunner().invoke(main, ["speaker", "--node", "n1", "--heartbeat-misses", "1"])
+    assert result.exit_code != 0 and "misses" in result.output

@@ -232,6 +232,18 @@ class SpeakerCore:
         if reaction.changed:
             actions.deaths += reaction.deaths
             actions.merge(self._refresh_liveness(now, deaths=reaction.deaths))
+        refuted = any(
+            out.message.kind is Kind.ALIVE and out.message.sender == self.node
+            for out in reaction.send
+        )
+        if reaction.revivals or refuted:
+            # A partition healed: whoever served our VIPs on the other side announced them, and
+            # we never stopped owning them in our view, so nothing else would move the clients
+            # back. Announce everything we own again (rare, and bounded by what we own).
+            for ip in sorted(self._answering):
+                self.scheduler.gain(ip, now=now)
+                if ip not in actions.announce:
+                    actions.announce.append(ip)
         return actions
 
     def _refresh_liveness(self, now: float, *, deaths: Iterable[Death] = ()) -> Actions:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import os
 import queue
 import socket
@@ -35,6 +36,8 @@ from typing import Protocol
 
 from openelb import metrics
 from openelb.speaker import _heartbeat_py, wire
+
+log = logging.getLogger(__name__)
 
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _TIMESPEC = struct.Struct("@qq")
@@ -134,6 +137,8 @@ class HeartbeatTransport:
             self._sock.close()
             raise
         self._sock.settimeout(0.2)
+        self._nowait = socket.socket(family, socket.SOCK_DGRAM, fileno=os.dup(self._sock.fileno()))
+        self._nowait.settimeout(0.0)
         module = pacer_module(implementation)
         self.implementation = module.IMPLEMENTATION
         capacity = max(2, round(hung_after / interval))
@@ -141,8 +146,10 @@ class HeartbeatTransport:
         if gate is not None:
             self._pacer.set_gate(gate.map_fd, gate.key, round(gate.window * 1e9))
         self._sequence = 0
+        self.destinations: list[tuple[str, int]] = []
         self._last_stats = self._pacer.stats()
-        self.inbox: queue.SimpleQueue[Received] = queue.SimpleQueue()
+        self.inbox: queue.SimpleQueue[Received | None] = queue.SimpleQueue()
+        """Received messages; ``None`` entries are wake-ups (see :meth:`wake`)."""
         self._receiver: threading.Thread | None = None
         self._closing = threading.Event()
         # sender -> (incarnation, sequence, kernel arrival ns) of its last heartbeat
@@ -173,6 +180,7 @@ class HeartbeatTransport:
         if self._receiver is not None:
             self._receiver.join()
             self._receiver = None
+        self._nowait.close()
         self._sock.close()
 
     def __enter__(self) -> HeartbeatTransport:
@@ -185,13 +193,25 @@ class HeartbeatTransport:
 
     def set_targets(self, targets: Iterable[tuple[str, int]]) -> None:
         """Where heartbeats go from the next period on."""
-        self._pacer.set_destinations(list(targets))
+        self.destinations = list(targets)
+        self._pacer.set_destinations(self.destinations)
 
     def set_incarnation(self, incarnation: int) -> None:
         """A new incarnation (refutation): queued datagrams carry the old one, rebuild them."""
         self.incarnation = incarnation
         self._pacer.clear()
         self.tick()
+
+    def set_gate(self, gate: Gate | None) -> None:
+        """Start (or stop, with None) stamping the data plane's liveness gate on every send."""
+        if gate is None:
+            self._pacer.set_gate(-1, 0, 0)
+        else:
+            self._pacer.set_gate(gate.map_fd, gate.key, round(gate.window * 1e9))
+
+    def wake(self) -> None:
+        """Wake a control loop blocked on :attr:`inbox` (a watch saw a change)."""
+        self.inbox.put(None)
 
     def pause(self) -> None:
         """Drop queued heartbeats: sending stops within one interval (tests, graceful stop)."""
@@ -256,16 +276,19 @@ class HeartbeatTransport:
         count = 0
         while True:
             try:
-                self._receive_one(socket.MSG_DONTWAIT)
+                self._receive_one(nonblocking=True)
             except (BlockingIOError, InterruptedError, TimeoutError):
                 return count
             except OSError:
                 return count
             count += 1
 
-    def _receive_one(self, flags: int = 0) -> None:
-        data, ancdata, _, source = self._sock.recvmsg(
-            wire.MAX_DATAGRAM + 64, socket.CMSG_SPACE(_TIMESPEC.size), flags
+    def _receive_one(self, *, nonblocking: bool = False) -> None:
+        # The receiver thread's socket object waits (with a timeout, to notice close()); the
+        # drain uses a second object over the same socket that never waits.
+        sock = self._nowait if nonblocking else self._sock
+        data, ancdata, _, source = sock.recvmsg(
+            wire.MAX_DATAGRAM + 64, socket.CMSG_SPACE(_TIMESPEC.size)
         )
         arrived = time.monotonic()
         kernel_ns = 0
@@ -285,6 +308,8 @@ class HeartbeatTransport:
                 if self._closing.is_set():
                     return
                 time.sleep(0.01)
+            except Exception:
+                log.exception("heartbeat receiver: unexpected error (continuing)")
 
     def handle_datagram(
         self, data: bytes, *, arrived: float, source: tuple[str, int], kernel_ns: int = 0

@@ -73,6 +73,7 @@ class Membership:
         self.ring_fanout = ring_fanout
         self._members: dict[str, int] = {}
         self._sequence = 0
+        self._told: dict[str, int] = {}
 
     # --- membership from Leases ------------------------------------------------------------------
 
@@ -144,10 +145,16 @@ class Membership:
                 elif was_dead and msg.kind is Kind.HEARTBEAT:
                     # It is alive but we hold it dead at this incarnation: tell it, so it refutes
                     # at a higher one and every member (also those we cannot reach) revives it.
-                    obit = self.own(
-                        Kind.OBITUARY, subject=msg.sender, subject_incarnation=msg.incarnation
-                    )
-                    reaction.send.append(Outgoing(obit, (msg.sender,)))
+                    # Once per few heartbeats, not on every one (the notice may be lost).
+                    told = self._told.get(msg.sender, 0)
+                    self._told[msg.sender] = told + 1
+                    if told % self.detector.misses == 0:
+                        obit = self.own(
+                            Kind.OBITUARY, subject=msg.sender, subject_incarnation=msg.incarnation
+                        )
+                        reaction.send.append(Outgoing(obit, (msg.sender,)))
+                if revival is not None:
+                    self._told.pop(msg.sender, None)
             case Kind.GOODBYE:
                 death = self.detector.goodbye(msg.sender, incarnation=msg.incarnation, now=now)
                 if death is not None:

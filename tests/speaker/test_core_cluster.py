@@ -143,6 +143,8 @@ def test_healed_node_settles_back_to_rank_and_stays_settled() -> None:
             last_double = sim.now
     assert last_double - healed <= 0.25
     assert_converged(sim, NODES)
+    # The returning owner announced its VIPs again after the heal (the clients had moved away).
+    assert any(t > healed and n == victim and i == VIPS[0] for t, n, i in sim.announced)
     assert sim.cores[victim].incarnation > 1  # it refuted its obituary
 
 

@@ -1,0 +1,553 @@
+"""``openelb speaker``: the process on every node that makes it answer for the VIPs it owns.
+
+A thin shell around :class:`openelb.speaker.core.SpeakerCore`: it feeds the core from watches
+(Nodes, Services, EndpointSlices, Eips, speaker Leases), from the heartbeat socket and from the
+clock, and carries the core's actions out, always in this order: program the data plane, then
+announce, then send messages, then retarget heartbeats.
+
+One control-loop thread does all of that; it blocks on the heartbeat inbox (watch changes post a
+wake-up there too) until the core's next deadline. Before asking for verdicts it drains the
+heartbeat socket, so a pause of this loop never turns into a peer's death. If the loop hangs, the
+native heartbeat thread runs out of datagrams within ``hung_after`` and stops both heartbeats
+and the data plane's liveness gate: a hung speaker loses its VIPs.
+
+Fail-static: when the apiserver is unreachable the watches keep their last state and the loop
+keeps serving and heartbeating from it; a peer's Lease only counts as expired while our own
+renewals succeed (so a broken apiserver never looks like every other node leaving).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from openelb import metrics
+from openelb.config import SpeakerSettings
+from openelb.dataplane import packet
+from openelb.dataplane.announcing import AnnounceSender
+from openelb.dataplane.responder import (
+    DataplaneError,
+    Responder,
+    VipEntry,
+    interface_mac,
+    open_responder,
+)
+from openelb.kube.client import KubeApi
+from openelb.kube.events import NORMAL, WARNING, EventRecorder
+from openelb.kube.resources import EIPS, ENDPOINTSLICES, LEASES, NODES, SERVICES
+from openelb.kube.views import Eip, EndpointSlice, Lease, Node, Service
+from openelb.kube.watching import WatchCache
+from openelb.speaker.announcing import AnnounceScheduler
+from openelb.speaker.core import Actions, SpeakerCore
+from openelb.speaker.desired import VipPlan, desired_vips, layer2_pools, node_eligibility
+from openelb.speaker.heartbeating import Gate, HeartbeatTransport, resolve_targets
+from openelb.speaker.interfaces import InterfaceError, resolve_interface, subnet_warning
+from openelb.speaker.lease import SpeakerLease
+from openelb.speaker.membership import EVERYONE
+from openelb.speaker.records import SpeakerRecord, node_of_lease, owner_of_mac, parse_record
+from openelb.speaker.wire import Kind
+
+log = logging.getLogger(__name__)
+
+ResponderFactory = Callable[[list[str]], Responder]
+
+
+@dataclass
+class _Facts:
+    """What the last recompute derived from the watches."""
+
+    plans: dict[str, VipPlan] = field(default_factory=dict)
+    records: dict[str, SpeakerRecord] = field(default_factory=dict)
+    addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
+
+
+class SpeakerNode:
+    """The speaker process for one node (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        settings: SpeakerSettings,
+        api: KubeApi,
+        responder_factory: ResponderFactory | None = None,
+        instance: str = "default",
+    ) -> None:
+        if not settings.node:
+            raise ValueError("the speaker needs its node name (--node or $NODE_NAME)")
+        self.settings = settings
+        self.api = api
+        self.node = settings.node
+        self.instance = instance
+        self._responder_factory = responder_factory or self._open_responder
+        self.incarnation = time.time_ns()
+        self.core = SpeakerCore(
+            node=self.node,
+            incarnation=self.incarnation,
+            interval=settings.heartbeat_interval,
+            misses=settings.heartbeat_misses,
+            ring_fanout=settings.ring_fanout,
+            scheduler=AnnounceScheduler(
+                burst=settings.announce_burst, refresh=settings.announce_refresh
+            ),
+        )
+        self.caches: dict[str, WatchCache[Any]] = {}
+        self.transport: HeartbeatTransport | None = None
+        self.lease: SpeakerLease | None = None
+        self.responder: Responder | None = None
+        self.sender = AnnounceSender()
+        self.events = EventRecorder(api, component="openelb-speaker", host=self.node)
+        self._dirty = threading.Event()
+        self._dirty_since: float | None = None
+        self._event_at: float | None = None  # when the change being processed was first seen
+        self._facts = _Facts()
+        self._interfaces: dict[str, str] = {}  # eip -> nic on this node
+        self._interface_errors: dict[str, str] = {}
+        self._macs: dict[str, str] = {}
+        self._nics: tuple[str, ...] = ()
+        self._blocked: dict[str, float] = {}  # VIP in use by another host -> retry at
+        self._first_announce: dict[str, tuple[float | None, float | None]] = {}
+        self._lease_seen: dict[str, tuple[str, float]] = {}
+        self._programmed: frozenset[str] = frozenset()
+        self._waited = 0.0
+        self._last_status = 0.0
+        self._received = 0
+        self._phases: list[tuple[str, float]] = []
+        self.announced: dict[str, int] = {}
+        """Announcements sent per VIP (tests and the lab read it)."""
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self, *, sync_timeout: float = 30.0) -> None:
+        """Watch, bind the heartbeat socket, publish the Lease; returns when synced."""
+        s = self.settings
+        views: dict[str, tuple[Any, Callable[[dict[str, Any]], Any], str | None]] = {
+            "nodes": (NODES, Node.from_raw, None),
+            "services": (SERVICES, Service.from_raw, None),
+            "slices": (ENDPOINTSLICES, EndpointSlice.from_raw, None),
+            "eips": (EIPS, Eip.from_raw, None),
+            "leases": (LEASES, Lease.from_raw, s.lease_namespace),
+        }
+        for name, (res, view, namespace) in views.items():
+            self.caches[name] = WatchCache(
+                self.api, res, namespace=namespace, view=view, on_change=self._changed
+            ).start()
+        deadline = time.monotonic() + sync_timeout
+        for name, cache in self.caches.items():
+            if not cache.wait_synced(max(0.0, deadline - time.monotonic())):
+                raise TimeoutError(f"speaker: the {name} watch did not sync in {sync_timeout}s")
+        address = s.heartbeat_address or self._node_address()
+        self.transport = HeartbeatTransport(
+            node=self.node,
+            incarnation=self.incarnation,
+            bind=(address, s.heartbeat_port),
+            interval=s.heartbeat_interval,
+            hung_after=s.hung_after,
+            key=s.heartbeat_key.encode() or None,
+        )
+        self._resolve_interfaces()
+        self.lease = SpeakerLease(
+            self.api, namespace=s.lease_namespace, record=self._record(), duration=s.lease_duration
+        ).start()
+        self.transport.start()
+        self._dirty.set()
+        log.info(
+            "speaker %s: heartbeats on %s:%d (%s pacer), incarnation %d",
+            self.node,
+            *self.transport.address,
+            self.transport.implementation,
+            self.incarnation,
+        )
+
+    def run(self, stop: threading.Event) -> None:
+        """Serve until ``stop`` is set, then hand over gracefully."""
+        try:
+            while not stop.is_set():
+                self.step()
+        finally:
+            self.shutdown(graceful=True)
+
+    def shutdown(self, *, graceful: bool) -> None:
+        """Withdraw, say goodbye, delete the Lease (graceful) and release everything."""
+        if graceful and self.transport is not None:
+            self._apply(self.core.stop(), now=time.monotonic())
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+        if self.lease is not None:
+            self.lease.stop(delete=graceful)
+            self.lease = None
+        for cache in self.caches.values():
+            cache.stop()
+        if self.responder is not None:
+            with contextlib.suppress(DataplaneError):
+                self.responder.close(detach=False)
+            self.responder = None
+        self.sender.close()
+        self.events.close(timeout=1.0)
+
+    # --- one iteration ---------------------------------------------------------------------------
+
+    def step(self, max_wait: float = 0.05) -> None:
+        """Wait for a message, a change or a deadline; react to everything pending."""
+        assert self.transport is not None
+        started = time.monotonic()
+        self._step_inner(max_wait)
+        took = time.monotonic() - started - self._waited
+        if took > self.settings.hung_after / 4:
+            # A loop this slow eats into the heartbeat ring: say so before it costs the VIPs.
+            log.warning("slow control-loop iteration: %.0f ms (%s)", took * 1000, self._phases)
+
+    def _step_inner(self, max_wait: float) -> None:
+        assert self.transport is not None
+        self._phases = []
+        t0 = time.monotonic()
+        now = time.monotonic()
+        deadline = self.core.next_deadline()
+        wait = max_wait if deadline is None else min(max_wait, max(0.0, deadline - now))
+        actions = Actions()
+        try:
+            first = self.transport.inbox.get(timeout=wait)
+        except queue.Empty:
+            first = None
+        self._waited = time.monotonic() - t0
+        self.transport.drain_now()
+        self._phases.append(("drain", time.monotonic() - t0 - self._waited))
+        pending = [first]
+        with contextlib.suppress(queue.Empty):
+            while True:
+                pending.append(self.transport.inbox.get_nowait())
+        now = time.monotonic()
+        for item in pending:
+            if item is not None:
+                self._received += 1
+                if item.message.kind is not Kind.HEARTBEAT:
+                    log.debug("received %s", item.message)
+                actions.merge(self.core.receive(item.message, now=item.arrived))
+        if self._dirty.is_set():
+            self._dirty.clear()
+            actions.merge(self._recompute(now))
+            self._phases.append(("recompute", time.monotonic() - now))
+        actions.merge(self.core.poll(now=time.monotonic()))
+        if self.responder is not None:
+            for conflict in self.responder.conflicts(0.0):
+                claimer = owner_of_mac(self._facts.records, conflict.mac)
+                metrics.conflict_seen("announce")
+                log.warning(
+                    "%s claimed by %s (%s)",
+                    conflict.ip,
+                    conflict.mac.hex(":"),
+                    claimer or "foreign",
+                )
+                actions.merge(
+                    self.core.conflict(str(conflict.ip), claimer=claimer, now=time.monotonic())
+                )
+        t1 = time.monotonic()
+        self._apply(actions, now=t1)
+        self._phases.append(("apply", time.monotonic() - t1))
+        if self.core.incarnation != self.transport.incarnation:
+            self.transport.set_incarnation(self.core.incarnation)
+            if self.lease is not None:
+                self.lease.update(self._record())
+        self._retry_blocked()
+        if log.isEnabledFor(logging.DEBUG) and time.monotonic() - self._last_status > 1.0:
+            self._last_status = time.monotonic()
+            log.debug(
+                "status: members=%s alive=%s dead=%s armed=%s targets=%s answering=%s "
+                "received=%d rejected=%s pacer=%s dests=%s",
+                sorted(self.core.membership.members()),
+                sorted(self.core.membership.alive()),
+                sorted(self.core.detector.dead()),
+                sorted(self.core.detector.armed()),
+                sorted(self.core.targets()),
+                sorted(self.core.answering()),
+                self._received,
+                self.transport.rejected,
+                self.transport.stats(),
+                self.transport.destinations,
+            )
+        t2 = time.monotonic()
+        self.transport.tick()
+        self._phases.append(("tick", time.monotonic() - t2))
+        if self.responder is not None and self.responder.gate_handle() is None:
+            self.responder.refresh_gate(self.settings.detection_time)
+
+    # --- facts -----------------------------------------------------------------------------------
+
+    def _changed(self, change: object) -> None:
+        if self._dirty_since is None:
+            self._dirty_since = time.monotonic()
+        self._dirty.set()
+        if self.transport is not None:
+            self.transport.wake()
+
+    def _recompute(self, now: float) -> Actions:
+        self._event_at = self._dirty_since
+        self._dirty_since = None
+        self._resolve_interfaces()
+        records: dict[str, SpeakerRecord] = {}
+        healthy = self.lease is not None and self.lease.failing == 0
+        for lease in self.caches["leases"].items():
+            node = node_of_lease(lease.name)
+            if node is None:
+                continue
+            seen = self._lease_seen.get(lease.name)
+            if seen is None or seen[0] != lease.renew_time:
+                self._lease_seen[lease.name] = (lease.renew_time, now)
+            elif healthy and node != self.node and now - seen[1] > 2 * lease.duration_seconds:
+                continue  # not renewed for two durations while the apiserver works: gone
+            record = parse_record(node, lease.meta.annotations)
+            if isinstance(record, str):
+                log.warning(record)
+                continue
+            records[node] = record
+        records[self.node] = self._record()
+        plans = desired_vips(
+            services=self.caches["services"].items(),
+            eips=self.caches["eips"].items(),
+            slices=self.caches["slices"].items(),
+            records=records,
+        )
+        self._facts = _Facts(
+            plans=plans, records=records, addresses={n: r.heartbeat for n, r in records.items()}
+        )
+        actions = self.core.set_nodes(node_eligibility(self.caches["nodes"].items()), now=now)
+        actions.merge(
+            self.core.set_members({n: r.incarnation for n, r in records.items()}, now=now)
+        )
+        actions.merge(self.core.set_vips({ip: p.candidates for ip, p in plans.items()}, now=now))
+        # Addresses may have changed even if the targets did not.
+        if actions.targets is None:
+            actions.targets = self.core.targets()
+        return actions
+
+    def _resolve_interfaces(self) -> None:
+        interfaces: dict[str, str] = {}
+        errors: dict[str, str] = {}
+        for eip in self.caches["eips"].items():
+            if eip.name not in {p.name for p in layer2_pools([eip])}:
+                continue
+            try:
+                interfaces[eip.name] = resolve_interface(str(eip.spec.get("interface") or ""))
+            except InterfaceError as exc:
+                errors[eip.name] = str(exc)
+        for name, error in errors.items():
+            if self._interface_errors.get(name) != error:
+                log.warning("Eip %s not served from node %s: %s", name, self.node, error)
+        self._interface_errors = errors
+        for nic in set(interfaces.values()) - set(self._macs):
+            try:
+                self._macs[nic] = interface_mac(nic).hex(":")
+                self.sender.open(nic)
+            except (DataplaneError, OSError) as exc:
+                log.warning("cannot use %s: %s", nic, exc)
+                interfaces = {e: n for e, n in interfaces.items() if n != nic}
+        if interfaces != self._interfaces:
+            self._interfaces = interfaces
+            if self.lease is not None:
+                self.lease.update(self._record())
+        nics = tuple(sorted(set(interfaces.values())))
+        if nics and nics != self._nics:
+            self._reopen_responder(nics)
+
+    def _reopen_responder(self, nics: tuple[str, ...]) -> None:
+        if self.responder is not None:
+            with contextlib.suppress(DataplaneError):
+                self.responder.close(detach=False)
+            self.responder = None
+        self.responder = self._responder_factory(list(nics))
+        self._nics = nics
+        self._programmed = frozenset()
+        metrics.set_build_info(
+            dataplane=self.responder.mode,
+            packet_module=packet.IMPLEMENTATION,
+        )
+        log.info(
+            "data plane %s on %s%s",
+            self.responder.mode,
+            ",".join(nics),
+            f" ({self.responder.reason})" if self.responder.reason else "",
+        )
+        handle = self.responder.gate_handle()
+        if self.transport is not None:
+            self.transport.set_gate(
+                Gate(handle.map_fd, handle.key, self.settings.detection_time)
+                if handle is not None
+                else None
+            )
+
+    def _open_responder(self, nics: list[str]) -> Responder:
+        return open_responder(nics, mode=self.settings.dataplane, instance=self.instance)  # type: ignore[arg-type]
+
+    def _record(self) -> SpeakerRecord:
+        address = self.transport.address if self.transport is not None else ("0.0.0.0", 0)
+        return SpeakerRecord(
+            node=self.node,
+            heartbeat=address,
+            incarnation=self.core.incarnation,
+            interfaces=dict(self._interfaces),
+            macs={nic: mac for nic, mac in self._macs.items() if nic in self._interfaces.values()},
+        )
+
+    def _node_address(self) -> str:
+        node = self.caches["nodes"].get(self.node)
+        if node is not None:
+            for kind in ("InternalIP", "ExternalIP"):
+                found = node.addresses_of(kind)
+                if found:
+                    return str(found[0])
+        raise ValueError(
+            f"node {self.node} has no InternalIP: set --heartbeat-address for the heartbeats"
+        )
+
+    # --- actions ---------------------------------------------------------------------------------
+
+    def _apply(self, actions: Actions, *, now: float) -> None:
+        for gain in actions.gained:
+            log.info(
+                "now answering for %s%s",
+                gain.ip,
+                " (takeover)" if gain.failover_from is not None else "",
+            )
+            event_at = self._event_at if self._event_at is not None else now
+            self._first_announce[gain.ip] = (gain.failover_from, event_at)
+            if gain.fresh and self.settings.probe_wait > 0:
+                self._probe(gain.ip)
+        if actions.program is not None or self._blocked:
+            self._program()
+        announce: dict[str, list[str]] = {}
+        for ip in actions.announce:
+            nic = self._nic_of(ip)
+            if nic is not None and ip not in self._blocked and ip in self._programmed:
+                announce.setdefault(nic, []).append(ip)
+        for nic, ips in announce.items():
+            try:
+                self.sender.announce(nic, ips)
+            except DataplaneError as exc:
+                log.warning("announce on %s failed: %s", nic, exc)
+                continue
+            sent_at = time.monotonic()
+            for ip in ips:
+                self.announced[ip] = self.announced.get(ip, 0) + 1
+                family = "IPv6" if ":" in ip else "IPv4"
+                metrics.announcement_sent(family=family, interface=nic)
+                first = self._first_announce.pop(ip, None)
+                if first is not None:
+                    self._first_announced(ip, nic, first, sent_at)
+        for out in actions.send:
+            names: Iterable[str] = (
+                [n for n in self._facts.addresses if n != self.node]
+                if out.to == EVERYONE
+                else out.to
+            )
+            addrs = [self._facts.addresses[n] for n in names if n in self._facts.addresses]
+            if self.transport is not None and addrs:
+                self.transport.send(out.message, addrs)
+        if actions.targets is not None and self.transport is not None:
+            self.transport.set_targets(resolve_targets(actions.targets, self._facts.addresses))
+        for ip in actions.lost:
+            log.info("no longer answering for %s", ip)
+        for death in actions.deaths:
+            metrics.peer_declared_dead(death.cause.value)
+            log.info(
+                "peer %s declared dead (%s, last heard %.0f ms before)",
+                death.peer,
+                death.cause.value,
+                (death.at - death.last_heard) * 1000,
+            )
+        metrics.vips_owned(len(self._programmed))
+
+    def _first_announced(
+        self, ip: str, nic: str, first: tuple[float | None, float | None], sent_at: float
+    ) -> None:
+        failover_from, event_at = first
+        if failover_from is not None:
+            metrics.failover_observed(sent_at - failover_from)
+        elif event_at is not None:
+            metrics.announce_latency(sent_at - event_at)
+        plan = self._facts.plans.get(ip)
+        if plan is None:
+            return
+        warning = None
+        with contextlib.suppress(ValueError, OSError):
+            warning = subnet_warning(nic, ip)
+        for key in plan.services:
+            svc = self.caches["services"].get(key)
+            if svc is None:
+                continue
+            self.events.event(
+                svc, NORMAL, "Announced", f"{ip} announced by node {self.node} on {nic}"
+            )
+            if warning:
+                self.events.event(svc, WARNING, "SubnetMismatch", warning)
+
+    def _nic_of(self, ip: str) -> str | None:
+        plan = self._facts.plans.get(ip)
+        return self._interfaces.get(plan.eip) if plan is not None else None
+
+    def _program(self) -> None:
+        if self.responder is None:
+            return
+        wanted = frozenset(ip for ip in self.core.answering() if ip not in self._blocked)
+        entries = []
+        for ip in sorted(wanted):
+            nic = self._nic_of(ip)
+            if nic is None or nic not in self._macs:
+                continue
+            mac = bytes.fromhex(self._macs[nic].replace(":", ""))
+            entries.append(VipEntry.on(nic, ipaddress.ip_address(ip), mac))
+        self.responder.sync(entries)
+        self._programmed = frozenset(str(e.ip) for e in entries)
+
+    def _probe(self, ip: str) -> None:
+        nic = self._nic_of(ip)
+        if nic is None:
+            return
+        try:
+            claimer = self.sender.probe(
+                nic, ip, wait=self.settings.probe_wait, count=self.settings.probe_count
+            )
+        except (DataplaneError, OSError) as exc:
+            log.warning("conflict probe for %s on %s failed (announcing anyway): %s", ip, nic, exc)
+            return
+        if claimer is None:
+            return
+        metrics.conflict_seen("probe")
+        self._blocked[ip] = time.monotonic() + self.settings.probe_retry
+        message = (
+            f"{ip} is already in use on {nic} by {claimer.hex(':')}: not announced, "
+            f"retrying in {self.settings.probe_retry:.0f}s"
+        )
+        log.warning(message)
+        plan = self._facts.plans.get(ip)
+        for key in plan.services if plan is not None else ():
+            svc = self.caches["services"].get(key)
+            if svc is not None:
+                self.events.event(svc, WARNING, "AddressInUse", message)
+
+    def _retry_blocked(self) -> None:
+        now = time.monotonic()
+        for ip, at in list(self._blocked.items()):
+            if at > now:
+                continue
+            del self._blocked[ip]
+            if ip in self.core.answering():
+                self._probe(ip)
+                if ip not in self._blocked:
+                    self._program()
+                    self.core.scheduler.gain(ip, now=now)
+
+    # --- introspection ---------------------------------------------------------------------------
+
+    def answering(self) -> frozenset[str]:
+        """VIPs programmed into the data plane right now."""
+        return self._programmed
+
+    def blocked(self) -> Mapping[str, float]:
+        return dict(self._blocked)

@@ -1,0 +1,99 @@
+"""End to end: speaker processes in namespaces, the real data plane, the embedded apiserver.
+
+Asserts who answers (a real ``arping`` from a client), never how fast: the failover gaps are
+measured by ``benchmarks/failover_l2.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from openelb.kube.resources import EVENTS
+from openelb.lab.l2cluster import L2Cluster
+from openelb.lab.netns import Testbed
+from openelb.speaker.ownership import compute_placement
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+
+# The AF_PACKET responder: with generic XDP on the testbed's veths, about one run in two left
+# a node whose unicast frames never reached its stack (neighbour entries INCOMPLETE, its
+# heartbeats lost both ways); reported to the data plane's owner. The speaker logic under test
+# is the same with either data plane.
+DATAPLANE = "afpacket"
+
+VIP = "10.250.0.200"
+NODES = ["n1", "n2", "n3"]
+
+
+@pytest.fixture
+def cluster(testbed: Testbed) -> Iterator[L2Cluster]:
+    c = L2Cluster(testbed, nodes=3, dataplane=DATAPLANE)
+    try:
+        c.add_pool("pool", "10.250.0.200-10.250.0.210")
+        c.add_service("web", [VIP])
+        for name in NODES:
+            c.start_speaker(name)
+        for name in NODES:
+            c.wait_serving(name)
+        yield c
+    finally:
+        c.close()
+
+
+def _placement(live: list[str]) -> tuple[str, str]:
+    p = compute_placement(VIP, live=live)
+    assert p.owner is not None and p.backup is not None
+    return p.owner, p.backup
+
+
+def test_exactly_the_owner_answers_and_the_backup_takes_over_after_sigkill(
+    cluster: L2Cluster,
+) -> None:
+    owner, backup = _placement(NODES)
+    assert cluster.wait_answering(VIP, {owner}) == {owner}
+    assert cluster.answering(VIP, count=3) == {owner}
+    cluster.sigkill(owner)
+    assert cluster.wait_answering(VIP, {backup}) == {backup}
+    assert cluster.answering(VIP, count=3) == {backup}
+
+
+def test_graceful_stop_hands_over_to_the_backup(cluster: L2Cluster) -> None:
+    owner, backup = _placement(NODES)
+    assert cluster.wait_answering(VIP, {owner}) == {owner}
+    cluster.stop_gracefully(owner)
+    assert cluster.wait_answering(VIP, {backup}) == {backup}
+    assert cluster.answering(VIP, count=3) == {backup}
+
+
+def test_link_cut_moves_the_vip_and_the_healed_owner_takes_it_back_alone(
+    cluster: L2Cluster,
+) -> None:
+    owner, backup = _placement(NODES)
+    assert cluster.wait_answering(VIP, {owner}) == {owner}
+    cluster.nodes[owner].link_down()
+    assert cluster.wait_answering(VIP, {backup}) == {backup}
+    cluster.nodes[owner].link_up()
+    # Each side of the partition was right while it lasted: both may answer for a moment after
+    # the heal, then ownership follows rank again and stays there.
+    assert cluster.wait_stable(VIP, {owner}) == {owner}
+    assert cluster.answering(VIP, count=3) == {owner}
+
+
+def test_an_address_already_in_use_is_not_announced_and_is_reported(cluster: L2Cluster) -> None:
+    taken = "10.250.0.205"
+    squatter = cluster.testbed.add_host("squat")
+    squatter.run(["ip", "addr", "add", f"{taken}/24", "dev", "eth0"])
+    cluster.add_service("late", [taken])  # assigned after the speakers synced: probed first
+    events: list[dict[str, object]] = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not events:
+        items, _ = cluster.call(lambda: cluster.api.list(EVENTS, namespace="default"))
+        events = [e for e in items if e.get("reason") == "AddressInUse"]
+        time.sleep(0.1)
+    assert events, "an AddressInUse Event on the Service"
+    # Only the host that really has the address answers for it.
+    answering = cluster.answering(taken, count=3)
+    assert answering == {squatter.mac.lower()}
