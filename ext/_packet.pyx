@@ -340,12 +340,12 @@ cdef int _decide_arp(const unsigned char *f, Py_ssize_t n, int o, dict owned, bi
     cdef const unsigned char *tpa = f + o + 24
     if n < o + ARP_LEN or memcmp(f + o, ARP_HDR, 6) != 0:
         return R_MALFORMED
-    # Any ARP whose sender claims an owned VIP from another MAC is a conflict.
-    mac = _lookup(owned, spa, 4)
-    if mac != NULL and memcmp(mac, sha, 6) != 0:
-        return R_CONFLICT
-    # Replies and announcements (sender IP == target IP) ask nothing.
+    # Replies and announcements (sender IP == target IP) ask nothing; one of them for an owned
+    # VIP from another MAC is a conflict. Ordinary requests are not checked (as in XDP).
     if f[o + 6] != 0 or f[o + 7] != 1 or memcmp(spa, tpa, 4) == 0:
+        mac = _lookup(owned, spa, 4)
+        if mac != NULL and memcmp(mac, sha, 6) != 0:
+            return R_CONFLICT
         return R_NOT_REQUEST
     mac = _lookup(owned, tpa, 4)
     if mac == NULL:
@@ -524,10 +524,32 @@ cdef extern from "<linux/if_packet.h>" nogil:
         unsigned int tp_snaplen
         unsigned short tp_mac
         unsigned short tp_net
+        unsigned int tp_sec
+        unsigned int tp_nsec
+        unsigned short tp_vlan_tci
+        unsigned short tp_vlan_tpid
     int PACKET_RX_RING, PACKET_VERSION, TPACKET_V2, TP_STATUS_KERNEL, TP_STATUS_USER
 
 cdef extern from "<sys/socket.h>" nogil:
     int setsockopt(int fd, int level, int name, const void *value, unsigned int length)
+    struct cmsghdr:
+        size_t cmsg_len
+        int cmsg_level
+        int cmsg_type
+    cmsghdr *CMSG_FIRSTHDR(msghdr *msg)
+    cmsghdr *CMSG_NXTHDR(msghdr *msg, cmsghdr *cmsg)
+    unsigned char *CMSG_DATA(cmsghdr *cmsg)
+
+cdef extern from "<linux/if_packet.h>" nogil:
+    struct tpacket_auxdata:
+        unsigned int tp_status
+        unsigned int tp_len
+        unsigned int tp_snaplen
+        unsigned short tp_mac
+        unsigned short tp_net
+        unsigned short tp_vlan_tci
+        unsigned short tp_vlan_tpid
+    int PACKET_AUXDATA
 
 cdef extern from *:
     """
@@ -546,6 +568,9 @@ cdef enum:
     RING_FRAME = 2048          # one request per slot (the filter caps what is copied)
     RING_BLOCK = 1 << 16       # 32 slots per block
     RING_BLOCKS = 32           # 1024 slots, 2 MiB per socket: a burst waits in the ring
+    CTRL_SPACE = 64            # per message: one cmsg with struct tpacket_auxdata (40 bytes)
+    VLAN_VALID = 0x10          # TP_STATUS_VLAN_VALID: the kernel took a tag off the frame
+    VLAN_TPID_VALID = 0x40     # TP_STATUS_VLAN_TPID_VALID: and says which TPID it had
 
 
 cdef class ResponderCore:
@@ -569,10 +594,12 @@ cdef class ResponderCore:
     cdef unsigned int _ring_at
     cdef unsigned char *_rx
     cdef unsigned char *_tx
+    cdef unsigned char _tagged[MAX_FRAME + 4]
     cdef iovec *_rx_iov
     cdef iovec *_tx_iov
     cdef mmsghdr *_rx_msgs
     cdef mmsghdr *_tx_msgs
+    cdef unsigned char *_ctrl
 
     def __cinit__(self, int fd, int batch=64, bint ring=True):
         if batch < 1:
@@ -600,8 +627,18 @@ cdef class ResponderCore:
             self._tx_msgs[i].msg_hdr.msg_iov = &self._tx_iov[i]
             self._tx_msgs[i].msg_hdr.msg_iovlen = 1
         self._ring = NULL
+        self._ctrl = NULL
         if ring:
             self._map_ring()
+        if self._ring == NULL:
+            self._want_auxdata()
+
+    cdef void _want_auxdata(self):
+        """recvmmsg path: ask for the tag the kernel strips, in a control message per frame."""
+        cdef int on = 1
+        if setsockopt(self.fd, SOL_PACKET, PACKET_AUXDATA, &on, sizeof(on)) != 0:
+            return
+        self._ctrl = <unsigned char *>calloc(self.batch, CTRL_SPACE)
 
     cdef void _map_ring(self):
         cdef int version = TPACKET_V2
@@ -633,7 +670,7 @@ cdef class ResponderCore:
         if self._ring != NULL:
             munmap(self._ring, self._ring_len)
         free(self._rx); free(self._tx); free(self._rx_iov); free(self._tx_iov)
-        free(self._rx_msgs); free(self._tx_msgs)
+        free(self._rx_msgs); free(self._tx_msgs); free(self._ctrl)
 
     def set_table(self, table):
         self._table = dict(table)
@@ -660,6 +697,24 @@ cdef class ResponderCore:
             return 1
         return 0
 
+    cdef inline int _handle_tagged(self, const unsigned char *frame, Py_ssize_t n,
+                                   unsigned int status, unsigned int tci, unsigned int tpid,
+                                   dict table, bint gate_open, int k) except -1:
+        """``_handle`` after putting back the VLAN tag the kernel took off (``status`` is the
+        ring's or the auxdata's), so the decision and the reply see the frame as it was on the
+        wire, as the XDP program does."""
+        if status & VLAN_VALID and n >= 12:
+            if n > MAX_FRAME - 4:
+                n = MAX_FRAME - 4  # room for the tag in a reply slot; the rest is padding
+            if not status & VLAN_TPID_VALID:
+                tpid = 0x8100
+            memcpy(self._tagged, frame, 12)
+            self._tagged[12] = tpid >> 8; self._tagged[13] = tpid & 0xFF
+            self._tagged[14] = tci >> 8; self._tagged[15] = tci & 0xFF
+            memcpy(self._tagged + 16, frame + 12, n - 12)
+            return self._handle(self._tagged, n + 4, table, gate_open, k)
+        return self._handle(frame, n, table, gate_open, k)
+
     cdef inline void _send(self, int k) noexcept:
         if k:
             # A full tx queue loses replies like a busy NIC would; the requester retries.
@@ -671,7 +726,14 @@ cdef class ResponderCore:
             return self._service_ring(gate_open, max_batches)
         cdef int received = 0, r, i, k, rounds
         cdef dict table = self._table
+        cdef cmsghdr *cmsg
+        cdef tpacket_auxdata *aux
+        cdef unsigned int status, tci, tpid
         for rounds in range(max_batches):
+            if self._ctrl != NULL:
+                for i in range(self.batch):  # the kernel shrinks msg_controllen to what it wrote
+                    self._rx_msgs[i].msg_hdr.msg_control = self._ctrl + i * CTRL_SPACE
+                    self._rx_msgs[i].msg_hdr.msg_controllen = CTRL_SPACE
             with nogil:
                 r = recvmmsg(self.fd, self._rx_msgs, <unsigned int>self.batch, MSG_DONTWAIT, NULL)
             if r <= 0:
@@ -681,8 +743,17 @@ cdef class ResponderCore:
             received += r
             k = 0
             for i in range(r):
-                k += self._handle(self._rx + i * MAX_FRAME, self._rx_msgs[i].msg_len, table,
-                                  gate_open, k)
+                status = tci = tpid = 0
+                if self._ctrl != NULL:
+                    cmsg = CMSG_FIRSTHDR(&self._rx_msgs[i].msg_hdr)
+                    while cmsg != NULL:
+                        if cmsg.cmsg_level == SOL_PACKET and cmsg.cmsg_type == PACKET_AUXDATA:
+                            aux = <tpacket_auxdata *>CMSG_DATA(cmsg)
+                            status, tci, tpid = aux.tp_status, aux.tp_vlan_tci, aux.tp_vlan_tpid
+                            break
+                        cmsg = CMSG_NXTHDR(&self._rx_msgs[i].msg_hdr, cmsg)
+                k += self._handle_tagged(self._rx + i * MAX_FRAME, self._rx_msgs[i].msg_len,
+                                         status, tci, tpid, table, gate_open, k)
             self._send(k)
             if r < self.batch:
                 break
@@ -693,17 +764,22 @@ cdef class ResponderCore:
         cdef dict table = self._table
         cdef tpacket2_hdr *hdr
         cdef Py_ssize_t n
+        cdef unsigned int status, tpid
+        cdef unsigned char *frame
         for rounds in range(max_batches):
             got = 0
             k = 0
             while got < self.batch:
                 hdr = <tpacket2_hdr *>(self._ring + <size_t>self._ring_at * RING_FRAME)
-                if not (oelb_load_acquire(&hdr.tp_status) & TP_STATUS_USER):
+                status = oelb_load_acquire(&hdr.tp_status)
+                if not (status & TP_STATUS_USER):
                     break
+                frame = <unsigned char *>hdr + hdr.tp_mac
                 n = hdr.tp_snaplen
                 if n > MAX_FRAME:
                     n = MAX_FRAME
-                k += self._handle(<unsigned char *>hdr + hdr.tp_mac, n, table, gate_open, k)
+                k += self._handle_tagged(frame, n, status, hdr.tp_vlan_tci, hdr.tp_vlan_tpid,
+                                         table, gate_open, k)
                 oelb_store_release(&hdr.tp_status, TP_STATUS_KERNEL)  # the slot is free again
                 self._ring_at = (self._ring_at + 1) % self._ring_slots
                 got += 1

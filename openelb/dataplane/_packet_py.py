@@ -47,6 +47,22 @@ _ZERO6 = bytes(6)
 _ZERO16 = bytes(16)
 _SNM_PREFIX = bytes.fromhex("ff0200000000000000000001ff")
 _MAX_FRAME = 2048
+_SOL_PACKET = 263
+_PACKET_AUXDATA = 8
+_AUX_SPACE = socket.CMSG_SPACE(20)  # struct tpacket_auxdata
+_VLAN_VALID = 0x10  # TP_STATUS_VLAN_VALID
+_VLAN_TPID_VALID = 0x40  # TP_STATUS_VLAN_TPID_VALID
+
+
+def _retag(frame: bytes, aux: bytes) -> bytes:
+    """Put back the VLAN tag the kernel took off (``aux``: struct tpacket_auxdata)."""
+    status, _, _, _, _, tci, tpid = struct.unpack("IIIHHHH", aux[:20])
+    if not status & _VLAN_VALID or len(frame) < 12:
+        return frame
+    tag = struct.pack("!HH", tpid if status & _VLAN_TPID_VALID else 0x8100, tci)
+    return frame[:12] + tag + frame[12:]
+
+
 _MAX_CONFLICTS = 1024
 
 
@@ -284,12 +300,13 @@ def _decide_arp(
     sha = frame[o + 8 : o + 14]
     spa = bytes(frame[o + 14 : o + 18])
     tpa = bytes(frame[o + 24 : o + 28])
-    # Any ARP whose sender claims an owned VIP from another MAC is a conflict.
-    claimed = owned.get(spa)
-    if claimed is not None and claimed != sha:
-        return Reason.CONFLICT, None
-    # Replies and announcements (sender IP == target IP) ask nothing.
+    # Replies and announcements (sender IP == target IP) ask nothing; one of them for an owned
+    # VIP from another MAC is a conflict. Ordinary requests are not checked (as in XDP, where
+    # that lookup would cost every request): another owner announces the VIP anyway.
     if frame[o + 6] != 0 or frame[o + 7] != 1 or spa == tpa:
+        claimed = owned.get(spa)
+        if claimed is not None and claimed != sha:
+            return Reason.CONFLICT, None
         return Reason.NOT_REQUEST, None
     mac = owned.get(tpa)
     if mac is None:
@@ -424,6 +441,9 @@ class ResponderCore:
             raise ValueError(f"batch must be >= 1, got {batch}")
         self._sock = socket.socket(fileno=os.dup(fd))
         self._sock.setblocking(False)
+        # The kernel strips the outer VLAN tag before AF_PACKET sees a frame; the auxiliary
+        # data gives it back (see _retag).
+        self._sock.setsockopt(_SOL_PACKET, _PACKET_AUXDATA, 1)
         self.batch = batch
         self.table: dict[bytes, bytes] = {}
         self.counters = [0] * REASON_COUNT
@@ -437,21 +457,25 @@ class ResponderCore:
     def service(self, gate_open: bool = True, max_batches: int = 4) -> int:
         """Handle what is queued (bounded); returns the number of frames received."""
         received = 0
-        recv_into, send = self._sock.recv_into, self._sock.send
-        buf, view = self._buf, memoryview(self._buf)
+        recvmsg_into, send = self._sock.recvmsg_into, self._sock.send
+        buffers, view = [self._buf], memoryview(self._buf)
         counters, table = self.counters, self.table
         for _ in range(self.batch * max_batches):
             try:
-                n = recv_into(buf)
+                n, ancdata, _, _ = recvmsg_into(buffers, _AUX_SPACE)
             except BlockingIOError:
                 break
             received += 1
-            reason, reply = decide(bytes(view[:n]), table, gate_open)
+            frame = bytes(view[:n])
+            for level, kind, data in ancdata:
+                if level == _SOL_PACKET and kind == _PACKET_AUXDATA and len(data) >= 20:
+                    frame = _retag(frame, data)
+            reason, reply = decide(frame, table, gate_open)
             counters[reason] += 1
             if reason == Reason.CONFLICT:
-                self._note_conflict(bytes(view[:n]))
+                self._note_conflict(frame)
             elif reply is not None:
-                try:  # noqa: SIM105 - suppress() costs ~0.3 us in the hot loop
+                try:  # noqa: SIM105 - suppress() costs ~0.3 us per frame here
                     send(reply)
                 except BlockingIOError:  # tx queue full: the requester will ask again
                     pass

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -15,6 +17,7 @@ from openelb.dataplane.announcing import AnnounceSender
 from openelb.dataplane.multicast import SolicitedNodeGroups
 from openelb.dataplane.responder import COUNTER_REASONS, DataplaneError, VipEntry, open_responder
 from openelb.lab.netns import Host, Testbed, in_netns
+from openelb.lab.pcap import Frame
 
 pytestmark = pytest.mark.netns
 
@@ -186,5 +189,82 @@ def test_compiled_core_answers_through_either_receive_path(testbed: Testbed, rin
         arping.popen.wait(5)
         assert f"[{owner.mac.upper()}]" in arping.log()
     finally:
+        core.close()
+        sock.close()
+
+
+def _send_tagged_requests(client: Host, *, count: int = 3) -> None:
+    """ARP requests for VIP4 in VLAN 100, sent raw (this kernel has no 8021q module)."""
+    mac = bytes.fromhex(client.mac.replace(":", ""))
+    request = (
+        b"\xff" * 6
+        + mac
+        + b"\x81\x00\x00\x64"
+        + b"\x08\x06"
+        + bytes.fromhex("000108000604")
+        + b"\x00\x01"
+        + mac
+        + client.ipv4.ip.packed
+        + bytes(6)
+        + ipaddress.IPv4Address(VIP4).packed
+        + bytes(14)
+    )
+    with in_netns(client.netns), socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) as sock:
+        sock.bind(("eth0", 0))
+        for _ in range(count):
+            sock.send(request)
+            time.sleep(0.1)
+
+
+def _assert_tagged_reply(frames: list[Frame], owner: Host, client: Host) -> None:
+    replies = [f for f in frames if f.arp is not None and f.arp.op == 2]
+    assert replies, [f.data.hex() for f in frames]
+    assert replies[0].data[12:16] == b"\x81\x00\x00\x64"  # the tag, kept
+    assert replies[0].arp.sha == owner.mac and replies[0].dst == client.mac  # type: ignore[union-attr]
+
+
+def test_a_tagged_request_is_answered_with_its_vlan_tag(
+    node: tuple[Host, Host, AfPacketResponder],
+) -> None:
+    """A request in VLAN 100 gets its reply in VLAN 100, as from the XDP program: the kernel
+    strips the tag before AF_PACKET sees the frame, the responder puts it back."""
+    owner, client, _ = node
+    cap = client.capture("vlan 100 and arp")
+    try:
+        _send_tagged_requests(client)
+    finally:
+        frames = cap.stop()
+    _assert_tagged_reply(frames, owner, client)
+
+
+def test_the_recvmmsg_path_keeps_vlan_tags_too(testbed: Testbed) -> None:
+    from openelb.dataplane.afpacket import open_listener
+
+    compiled = packet.compiled_impl()
+    assert compiled is not None, "compiled packet module is not built: run `make setup`"
+    owner, client = testbed.add_hosts("node", "client")
+    with in_netns(owner.netns):
+        sock = open_listener("eth0")
+    core = compiled.ResponderCore(sock.fileno(), 8, False)  # type: ignore[call-arg]
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            core.service()
+            time.sleep(0.005)
+
+    core.set_table({ipaddress.ip_address(VIP4).packed: bytes.fromhex(owner.mac.replace(":", ""))})
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    try:
+        cap = client.capture("vlan 100 and arp")
+        try:
+            _send_tagged_requests(client)
+        finally:
+            frames = cap.stop()
+        _assert_tagged_reply(frames, owner, client)
+    finally:
+        stop.set()
+        server.join(5)
         core.close()
         sock.close()

@@ -9,9 +9,10 @@ from hypothesis import strategies as st
 
 from openelb.dataplane import packet
 from openelb.dataplane.frames import Reason, claimed_address
+from tests.dataplane import fixtures
 from tests.dataplane import frame_cases as fc
 
-SEEDS = [case.frame for case in fc.CASES if case.frame]
+SEEDS = [case.frame for case in (*fc.CASES, *fixtures.CASES) if case.frame]
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
