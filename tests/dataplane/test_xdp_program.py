@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,3 +94,17 @@ def test_sync_makes_minimal_changes(responder: XdpResponder) -> None:
 
 def test_counters_name_every_reason(responder: XdpResponder) -> None:
     assert list(responder.counters()) == list(xdp_layout.REASON_INDEX)
+
+
+def test_the_gate_closes_by_itself_when_not_refreshed(
+    program: LoadedProgram, responder: XdpResponder
+) -> None:
+    # The deadline userspace writes (time.monotonic_ns) and the program's clock
+    # (bpf_ktime_get_coarse_ns) are the same CLOCK_MONOTONIC: a stale stamp silences the node.
+    request = next(c for c in CASES if c.name == "arp-request-broadcast").frame
+    responder.refresh_gate(1.0)
+    assert bpfsys.prog_test_run(program.prog_fd, request).retval == XDP_TX
+    time.sleep(1.2)
+    assert not responder.gate_open()
+    assert bpfsys.prog_test_run(program.prog_fd, request).retval == XDP_PASS
+    responder.refresh_gate(60.0)
