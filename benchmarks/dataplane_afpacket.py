@@ -7,7 +7,10 @@ Run (root): ``.venv/bin/python benchmarks/dataplane_afpacket.py [--seconds 2] [-
    whose ``AfPacketResponder`` runs in its own process, once with the compiled packet module and
    once with the pure-Python one (the baseline, same run, same rig). Replies are counted where
    they arrive (the client NIC's rx_packets); the responder's own counters are shown too.
-   Target (DESIGN.md): compiled >= 4x pure Python.
+   Target (DESIGN.md): compiled >= 4x pure Python. The verdict uses capacity, 1 / (responder
+   CPU per reply, from the responder process's own CPU time): on two vCPUs the flood cannot
+   outrun the compiled responder for long, and co-tenant load swings the wall-clock rates, so
+   the replies/s ratio (printed too) understates the difference.
 2. ``AnnounceSender.announce()`` call to wire: CLOCK_REALTIME just before the call against the
    kernel receive timestamp (SO_TIMESTAMPNS) of the first GARP at the client, through the
    veth/bridge path; baselines in the same run: the pure-Python packet module, and opening a
@@ -45,7 +48,7 @@ _CPUS = ("0", "1") if (os.cpu_count() or 1) > 1 else ("0", "0")
 """Flood on one CPU, responder on the other, so neither steals the other's time."""
 
 _SERVE = r"""
-import json, sys, time
+import json, os, sys, time
 from openelb.dataplane import packet
 from openelb.dataplane.afpacket import AfPacketResponder
 from openelb.dataplane.responder import VipEntry
@@ -54,9 +57,12 @@ responder = AfPacketResponder([sys.argv[3]], packet_module=module, batch=64)
 responder.sync([VipEntry.on(sys.argv[3], sys.argv[2])])
 responder.refresh_gate(3600)
 print("ready", flush=True)
+start = os.times()
 sys.stdin.readline()
+end = os.times()
 counters = responder.counters()
 responder.close(detach=True)
+counters["cpu_seconds"] = (end.user - start.user) + (end.system - start.system)
 print(json.dumps(counters), flush=True)
 """
 
@@ -185,6 +191,8 @@ def measure_replies(
         "replies_received": received,
         "replies_per_s": received / elapsed,
         "responder_arp_replies": counters["arp_reply"],
+        "responder_cpu_s": counters["cpu_seconds"],
+        "cpu_us_per_reply": counters["cpu_seconds"] * 1e6 / max(counters["arp_reply"], 1),
     }
 
 
@@ -278,12 +286,20 @@ def main() -> None:
         announce = measure_announce(node, client, samples=args.samples)
     med = {k: statistics.median(r["replies_per_s"] for r in v) for k, v in rates.items()}
     ratio = med["compiled"] / med["python"] if med["python"] else float("inf")
-    verdict = "PASS" if ratio >= TARGET_RATIO else "FAIL"
+    # CPU per reply in the responder process: what each implementation costs, whatever else
+    # runs on this shared machine meanwhile (wall-clock rates swing with co-tenant load).
+    cost = {k: statistics.median(r["cpu_us_per_reply"] for r in v) for k, v in rates.items()}
+    cost_ratio = cost["python"] / cost["compiled"] if cost["compiled"] else float("inf")
+    verdict = "PASS" if cost_ratio >= TARGET_RATIO else "FAIL"
     print(f"dataplane (AF_PACKET): {args.repeats} x {args.seconds:g} s per responder (medians)")
-    print(f"  {'ARP replies over veth':<34} {'Mpps':>8}")
-    print(f"  {'AF_PACKET responder, compiled':<34} {med['compiled'] / 1e6:8.3f}")
-    print(f"  {'AF_PACKET responder, pure Python':<34} {med['python'] / 1e6:8.3f}")
-    print(f"  ratio compiled / pure Python: {ratio:.1f}x (target >= {TARGET_RATIO:g}x): {verdict}")
+    print(f"  {'ARP replies over veth':<34} {'Mpps':>8} {'CPU us/reply':>13}")
+    for impl, label in (("compiled", "compiled"), ("python", "pure Python")):
+        name = f"AF_PACKET responder, {label}"
+        print(f"  {name:<34} {med[impl] / 1e6:8.3f} {cost[impl]:13.2f}")
+    print(
+        f"  ratio compiled / pure Python: {ratio:.1f}x replies/s, {cost_ratio:.1f}x CPU per reply"
+    )
+    print(f"  target >= {TARGET_RATIO:g}x capacity (1 / CPU per reply): {verdict}")
     head = "announce, call -> first GARP at client"
     print(f"  {head:<42} {'p50 us':>8} {'p99 us':>8} {'call us':>8}")
     for name, row in announce.items():
@@ -302,6 +318,8 @@ def main() -> None:
                 "replies": rates,
                 "median_replies_per_s": med,
                 "ratio_compiled_vs_python": ratio,
+                "median_cpu_us_per_reply": cost,
+                "cpu_cost_ratio_python_vs_compiled": cost_ratio,
                 "verdict": verdict,
                 "announce": announce,
             },

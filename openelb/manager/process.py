@@ -99,6 +99,7 @@ class Manager:
             self._stopped_leading()
             for cache in caches:
                 cache.stop()
+            self.events.close(timeout=1.0)
 
     def _started_leading(self) -> None:
         log.info("%s leads: rebuilding from the API", self.identity)

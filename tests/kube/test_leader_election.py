@@ -170,3 +170,34 @@ def test_observer_reports_alive_and_expired_holders(kube_lab: KubeLab) -> None:
         for thread in threads:
             thread.join(5)
         observer.stop()
+
+
+def test_observer_sees_a_released_lease_as_not_alive(kube_lab: KubeLab) -> None:
+    observer = LeaseObserver(
+        kube_lab.api, namespace="ns1", prefix="openelb-speaker-", watch_timeout=5
+    )
+    stop = threading.Event()
+    elector = LeaseElector(
+        kube_lab.connect(0.5),
+        name="openelb-speaker-n3",
+        namespace="ns1",
+        identity="n3",
+        lease_duration=T.lease_duration,
+        renew_deadline=T.renew_deadline,
+        retry_period=T.retry_period,
+    )
+    kube_lab.api.create(LEASES, {"metadata": {"name": "unrelated", "namespace": "ns1"}, "spec": {}})
+    thread = threading.Thread(target=elector.run, args=(stop,), daemon=True)
+    observer.start()
+    thread.start()
+    try:
+        assert wait_until(lambda: observer.alive() == {"openelb-speaker-n3"}, timeout=5)
+        stop.set()  # graceful: released at once, no waiting for expiry
+        thread.join(5)
+        # released (empty holder), not merely expired: the holder field proves which
+        assert wait_until(lambda: observer.holders()["openelb-speaker-n3"].holder == "", timeout=5)
+        assert observer.alive() == set()
+        assert "unrelated" not in observer.holders()
+    finally:
+        stop.set()
+        observer.stop()

@@ -175,3 +175,30 @@ def test_cli_runs_the_server_as_a_process_until_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_outage_refuses_connections_then_serves_the_same_state(apiserver: ApiServer) -> None:
+    v1 = client.CoreV1Api(_no_retries(apiserver))
+    v1.create_namespaced_config_map("default", _cm("kept"))
+    resumed = apiserver.outage(0.5)
+    with pytest.raises(urllib3.exceptions.HTTPError):
+        v1.list_namespaced_config_map("default", _request_timeout=1)
+    resumed.join(timeout=5)
+    assert [c.metadata.name for c in v1.list_namespaced_config_map("default").items] == ["kept"]
+
+
+def test_a_stop_during_an_outage_cancels_the_restart(apiserver: ApiServer) -> None:
+    resumed = apiserver.outage(0.2)
+    apiserver.stop()
+    resumed.join(timeout=5)
+    assert not apiserver.running
+
+
+def test_deletecollection_by_label(kube_client: ApiClient) -> None:
+    v1 = client.CoreV1Api(kube_client)
+    for name, team in (("a", "x"), ("b", "x"), ("c", "y")):
+        cm = _cm(name)
+        cm.metadata.labels = {"team": team}
+        v1.create_namespaced_config_map("default", cm)
+    v1.delete_collection_namespaced_config_map("default", label_selector="team=x")
+    assert [c.metadata.name for c in v1.list_namespaced_config_map("default").items] == ["c"]

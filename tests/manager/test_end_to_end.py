@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from openelb.kube.client import KubeApi, connect
-from openelb.kube.resources import EIPS, SERVICES
+from openelb.kube.resources import EIPS, NAMESPACES, SERVICES
 from openelb.manager import FINALIZER
 from tests.manager.harness import (
     check_invariants,
@@ -282,3 +282,22 @@ def test_vip_mode_addresses_get_router_ids_in_the_eip_status(api: KubeApi) -> No
         )
     ids = status["virtualRouterIDs"]
     assert sorted(ids.values()) == [1, 2] and set(ids) == set(status["used"])
+
+
+def test_labelling_a_namespace_brings_its_pool_and_deleting_a_pool_moves_nobody(
+    api: KubeApi,
+) -> None:
+    ensure_namespace(api, "late")
+    create(api, eip("team", "10.4.0.0/24", namespaceSelector={"team": "late"}))
+    create(api, service("waits", namespace="late"))
+    with running_manager(api):
+        wait_for("no pool", lambda: "NoPool" in warning_reasons(api, "waits", "late"))
+        namespace = api.get(NAMESPACES, "late")
+        namespace["metadata"].setdefault("labels", {})["team"] = "late"
+        api.replace(NAMESPACES, namespace)
+        wait_for("address", lambda: ingress_of(api, "waits", "late") == ("10.4.0.0",))
+        api.delete(EIPS, "team")
+        create(api, eip("other", "10.5.0.0/24", default=True))
+        create(api, service("new"))
+        wait_for("new", lambda: ingress_of(api, "new") == ("10.5.0.0",))
+    assert ingress_of(api, "waits", "late") == ("10.4.0.0",)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from openelb.kube.resources import EVENTS
+from openelb.kube.resources import ENDPOINTSLICES, EVENTS
 from openelb.lab.l2cluster import L2Cluster
 from openelb.lab.netns import Testbed
 from openelb.speaker.ownership import compute_placement
@@ -97,3 +97,45 @@ def test_an_address_already_in_use_is_not_announced_and_is_reported(cluster: L2C
     # Only the host that really has the address answers for it.
     answering = cluster.answering(taken, count=3)
     assert answering == {squatter.mac.lower()}
+
+
+def test_dual_stack_service_each_address_answered_by_its_owner(cluster: L2Cluster) -> None:
+    v4, v6 = "10.250.0.201", "fd0e:1b::201"
+    cluster.add_pool("pool6", "fd0e:1b::200-fd0e:1b::210")
+    cluster.add_service("dual", [v4, v6])
+    for vip in (v4, v6):
+        owner = compute_placement(vip, live=NODES).owner
+        assert owner is not None
+        assert cluster.wait_answering(vip, {owner}) == {owner}, vip
+        assert cluster.answering(vip, count=3) == {owner}, vip
+
+
+def test_etp_local_follows_the_ready_endpoints(cluster: L2Cluster) -> None:
+    vip = "10.250.0.202"
+
+    def endpoints_on(node: str) -> dict[str, object]:
+        return {
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {
+                "name": "local-abc",
+                "namespace": "default",
+                "labels": {"kubernetes.io/service-name": "local"},
+            },
+            "addressType": "IPv4",
+            "endpoints": [
+                {"addresses": ["10.1.0.9"], "nodeName": node, "conditions": {"ready": True}}
+            ],
+        }
+
+    cluster.create(ENDPOINTSLICES, endpoints_on("n1"))
+    cluster.add_service("local", [vip], local=True)
+    assert cluster.wait_answering(vip, {"n1"}) == {"n1"}
+    current = cluster.call(
+        lambda: cluster.api.get(ENDPOINTSLICES, "local-abc", namespace="default")
+    )
+    moved = endpoints_on("n3")
+    moved["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]  # type: ignore[index]
+    cluster.call(lambda: cluster.api.replace(ENDPOINTSLICES, moved))
+    assert cluster.wait_answering(vip, {"n3"}) == {"n3"}
+    assert cluster.answering(vip, count=3) == {"n3"}

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
@@ -76,6 +77,9 @@ class ApiServer:
         self.faults = Faults()
         self._http: ApiHttpServer | None = None
         self._thread: threading.Thread | None = None
+        self._lifecycle = 0
+        """Bumped by every start/stop, so a pending outage never restarts a server stopped since."""
+        self._lifecycle_lock = threading.Lock()
 
     # --------------------------------------------------------------- lifecycle
 
@@ -106,6 +110,11 @@ class ApiServer:
         return self._http is not None
 
     def start(self) -> ApiServer:
+        with self._lifecycle_lock:
+            self._lifecycle += 1
+            return self._start()
+
+    def _start(self) -> ApiServer:
         if self._http is not None:
             return self
         self.store.reopen()
@@ -129,6 +138,11 @@ class ApiServer:
 
     def stop(self) -> None:
         """Close the port and every open connection; state is kept for :meth:`restart`."""
+        with self._lifecycle_lock:
+            self._lifecycle += 1
+            self._stop()
+
+    def _stop(self) -> None:
         http, self._http = self._http, None
         if http is None:
             return
@@ -145,6 +159,29 @@ class ApiServer:
         """Stop and start again on the same port with the same objects and resourceVersion."""
         self.stop()
         return self.start()
+
+    def outage(self, seconds: float) -> threading.Thread:
+        """Refuse connections for ``seconds``: stop now, start again on the same port after.
+
+        Returns the thread that restarts the server (join it to wait for the end of the outage).
+        A :meth:`start` or :meth:`stop` in the meantime cancels the restart.
+        """
+        if seconds < 0:
+            raise ValueError("seconds must not be negative")
+        self.stop()
+        with self._lifecycle_lock:
+            epoch = self._lifecycle
+
+        def resume() -> None:
+            time.sleep(seconds)
+            with self._lifecycle_lock:
+                if self._lifecycle == epoch:
+                    self._lifecycle += 1
+                    self._start()
+
+        thread = threading.Thread(target=resume, name=f"apiserver-outage:{self._port}", daemon=True)
+        thread.start()
+        return thread
 
     def __enter__(self) -> ApiServer:
         return self.start()
