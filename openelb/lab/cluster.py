@@ -331,9 +331,16 @@ class LabCluster:
             str(self.node_kubeconfig),
             "--node",
             host.name,
+            # VIP mode: nodes share this machine's /run, so each keeps keepalived's files apart.
+            "--keepalived-dir",
+            str(self.keepalived_dir(host.name)),
             *args,
         ]
         return host.spawn(cmd, name=f"speaker-{host.name}", env=_env())
+
+    def keepalived_dir(self, node: str) -> Path:
+        """Where the speaker of ``node`` keeps keepalived's config, pid files and FIFO."""
+        return self.workdir / f"keepalived-{node}"
 
     def cut_apiserver(self, node: Host | str) -> None:
         """Partition one node from the apiserver (its LAN stays up)."""
