@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from openelb.lab.cluster import LabCluster, LabError
-from openelb.lab.netns import Host, Process, Testbed
+from openelb.lab.netns import Host, Process
 from openelb.lab.traffic import DEFAULT_PORT, GapReport, UdpStream, analyse
 
 FAILURES = ("link", "kill", "graceful")
@@ -36,6 +36,7 @@ class LabOptions:
     family: str = "ipv4"
     failure: str = "link"
     keep: bool = False
+    dataplane: str = "auto"
     speaker_args: tuple[str, ...] = ()
 
 
@@ -68,7 +69,7 @@ def run_lab(options: LabOptions, out: Callable[[str], None] = print) -> int:
     story = Story(out)
     story.begin(f"Building the testbed: a switch, a client and {options.nodes} nodes")
     try:
-        with LabCluster(nodes=options.nodes, family=options.family, testbed=Testbed()) as lab:
+        with LabCluster(nodes=options.nodes, family=options.family) as lab:
             ok = _story(lab, options, story)
             if options.keep:
                 _keep(lab, story)
@@ -92,10 +93,17 @@ def _story(lab: LabCluster, options: LabOptions, story: Story) -> bool:
     story.say(f"embedded apiserver at {lab.apiserver.url}; nodes reach it at 127.0.0.1:6443")
 
     story.begin("Starting the manager and one speaker per node")
+    if options.dataplane in ("auto", "xdp-native"):
+        lab.prepare_native_xdp()
     manager = lab.start_manager("--metrics-port", str(MANAGER_METRICS_PORT))
     speakers = {
         node.name: lab.start_speaker(
-            node, "--metrics-port", str(SPEAKER_METRICS_PORT), *options.speaker_args
+            node,
+            "--metrics-port",
+            str(SPEAKER_METRICS_PORT),
+            "--dataplane",
+            options.dataplane,
+            *options.speaker_args,
         )
         for node in lab.nodes
     }
