@@ -88,20 +88,22 @@ else
   say "installed openelb and test tools"
 fi
 
-# --- 5. the compiled packet module ---------------------------------------------------------------
-so=$(ls openelb/dataplane/_packet*.so 2>/dev/null | head -n 1 || true)
+# --- 5. the compiled modules (packet builders, heartbeat pacer) ---------------------------------
+# Rebuilt when any module is missing or any file under ext/ is newer than the oldest built module.
+sos=$(ls openelb/dataplane/_packet*.so openelb/speaker/_heartbeat*.so 2>/dev/null || true)
+oldest=$(ls -tr $sos 2>/dev/null | head -n 1 || true)
 if [ -n "${OPENELB_NO_EXTENSIONS:-}" ] && [ "${OPENELB_NO_EXTENSIONS}" != 0 ]; then
-  say "OPENELB_NO_EXTENSIONS set: not building the compiled packet module"
-elif [ -n "$so" ] && [ -z "$(find ext -newer "$so" -type f)" ]; then
-  say "compiled packet module up to date ($so)"
+  say "OPENELB_NO_EXTENSIONS set: not building the compiled modules"
+elif [ "$(echo "$sos" | grep -c '\.so$')" -ge 2 ] && [ -z "$(find ext setup.py -newer "$oldest" -type f)" ]; then
+  say "compiled modules up to date"
 else
-  say "building the compiled packet module (Cython)"
+  say "building the compiled modules (Cython)"
   mkdir -p build
-  "$VENV/bin/python" setup.py -q build_ext --inplace >/dev/null 2>build/setup-build-ext.log \
-    || fail "building the extension failed; see build/setup-build-ext.log"
+  "$VENV/bin/python" setup.py -q build_ext --inplace --force >/dev/null 2>build/setup-build-ext.log \
+    || fail "building the extensions failed; see build/setup-build-ext.log"
   ls openelb/dataplane/_packet*.so >/dev/null 2>&1 \
-    || fail "Cython build produced no module; see build/setup-build-ext.log"
-  say "built $(ls openelb/dataplane/_packet*.so)"
+    || fail "Cython build produced no packet module; see build/setup-build-ext.log"
+  say "built $(ls openelb/dataplane/_packet*.so openelb/speaker/_heartbeat*.so 2>/dev/null | xargs)"
 fi
 
 # --- 6. Debian's bcc inside the venv -------------------------------------------------------------
