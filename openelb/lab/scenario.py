@@ -150,10 +150,12 @@ def _show_vip(
         for name, proc in speakers.items():
             story.say(f"--- {name}: " + proc.log()[-800:].replace("\n", "\n    "))
         return False
-    owner_name = before.responder_before or next(iter(before.responders_before), "")
-    owner = lab.node(owner_name)
+    # The client's neighbour entry is the ground truth for "who answers": every node accepts the
+    # VIP's traffic (as kube-proxy does), so only the announced MAC decides where it goes.
     entry = client.neighbour(vip)
     mac = entry[0] if entry else "?"
+    by_mac = lab.node_by_mac(mac) if entry else None
+    owner = by_mac or lab.node(before.responder_before or next(iter(before.responders_before), ""))
     story.say(f"answered by {owner.name}; the client's neighbour entry: {vip} -> {mac}")
     story.say(f"{before.received}/{before.sent} datagrams answered")
 
@@ -174,7 +176,12 @@ def _show_vip(
         speakers[owner.name].stop()
     report = stream.wait(timeout=10)
     gap = analyse(report, event="failure")
-    return _tell_failover(gap, owner=owner, lab=lab, client=client, vip=vip, story=story)
+    ok = _tell_failover(gap, owner=owner, lab=lab, client=client, vip=vip, story=story)
+    if not ok:
+        story.say("speaker logs (last lines):")
+        for name, proc in speakers.items():
+            story.say(f"--- {name}:\n    " + proc.log()[-1500:].replace("\n", "\n    "))
+    return ok
 
 
 def _tell_failover(
