@@ -33,12 +33,14 @@ from openelb.config import KeepalivedSettings, SpeakerSettings
 from openelb.dataplane import packet
 from openelb.dataplane.announcing import AnnounceSender
 from openelb.dataplane.responder import (
+    DEFAULT_PIN_ROOT,
     DataplaneError,
     Responder,
     VipEntry,
     interface_mac,
     open_responder,
 )
+from openelb.dataplane.xdp_loader import LoadedProgram
 from openelb.kube.client import KubeApi
 from openelb.kube.events import NORMAL, WARNING, EventRecorder
 from openelb.kube.resources import EIPS, ENDPOINTSLICES, LEASES, NODES, SERVICES
@@ -88,6 +90,8 @@ class SpeakerNode:
         self.node = settings.node
         self.instance = instance
         self._responder_factory = responder_factory or self._open_responder
+        self._preload = responder_factory is None
+        self._preloaded: LoadedProgram | None = None
         self.incarnation = time.time_ns()
         self.core = SpeakerCore(
             node=self.node,
@@ -152,6 +156,9 @@ class SpeakerNode:
             if not cache.wait_synced(max(0.0, deadline - time.monotonic())):
                 raise TimeoutError(f"speaker: the {name} watch did not sync in {sync_timeout}s")
         address = s.heartbeat_address or self._node_address()
+        # Everything slow happens before we join: a data plane compiled later, inside the control
+        # loop, stalls it for about a second (see FailureDetector.observed for the other half).
+        self._preload_dataplane()
         self.transport = HeartbeatTransport(
             node=self.node,
             incarnation=self.incarnation,
@@ -200,6 +207,9 @@ class SpeakerNode:
             with contextlib.suppress(DataplaneError):
                 self.responder.close(detach=False)
             self.responder = None
+        if self._preloaded is not None:
+            self._preloaded.close()
+            self._preloaded = None
         self.sender.close()
         self.events.close(timeout=1.0)
 
@@ -228,24 +238,27 @@ class SpeakerNode:
         except queue.Empty:
             first = None
         self._waited = time.monotonic() - t0
+        if self._dirty.is_set():
+            self._dirty.clear()
+            now = time.monotonic()
+            actions.merge(self._recompute(now))
+            self._phases.append(("recompute", time.monotonic() - now))
+        # Drain right before judging, after anything slow above: verdicts only cover silence we
+        # observed (see FailureDetector.observed), so a stall of this loop is never a death.
+        observed = time.monotonic()
         self.transport.drain_now()
-        self._phases.append(("drain", time.monotonic() - t0 - self._waited))
+        self._phases.append(("drain", time.monotonic() - observed))
         pending = [first]
         with contextlib.suppress(queue.Empty):
             while True:
                 pending.append(self.transport.inbox.get_nowait())
-        now = time.monotonic()
         for item in pending:
             if item is not None:
                 self._received += 1
                 if item.message.kind is not Kind.HEARTBEAT:
                     log.debug("received %s", item.message)
                 actions.merge(self.core.receive(item.message, now=item.arrived))
-        if self._dirty.is_set():
-            self._dirty.clear()
-            actions.merge(self._recompute(now))
-            self._phases.append(("recompute", time.monotonic() - now))
-        actions.merge(self.core.poll(now=time.monotonic()))
+        actions.merge(self.core.poll(now=time.monotonic(), observed=observed))
         if self.responder is not None:
             for conflict in self.responder.conflicts(0.0):
                 claimer = owner_of_mac(self._facts.records, conflict.mac)
@@ -404,8 +417,29 @@ class SpeakerNode:
                 else None
             )
 
+    def _preload_dataplane(self) -> None:
+        if not self._preload or not self.settings.dataplane.startswith(("auto", "xdp")):
+            return
+        from openelb.dataplane.xdp import preload_xdp
+
+        started = time.monotonic()
+        try:
+            self._preloaded = preload_xdp(pin_root=DEFAULT_PIN_ROOT, instance=self.instance)
+        except DataplaneError as exc:
+            log.info("XDP program not loaded ahead (the data plane will say why): %s", exc)
+            return
+        log.info("XDP program loaded ahead in %.0f ms", (time.monotonic() - started) * 1000)
+
     def _open_responder(self, nics: list[str]) -> Responder:
-        return open_responder(nics, mode=self.settings.dataplane, instance=self.instance)  # type: ignore[arg-type]
+        responder = open_responder(
+            nics,
+            mode=self.settings.dataplane,  # type: ignore[arg-type]
+            instance=self.instance,
+            program=self._preloaded,
+        )
+        if responder.mode.startswith("xdp"):
+            self._preloaded = None  # the responder owns it now
+        return responder
 
     def _record(self) -> SpeakerRecord:
         address = self.transport.address if self.transport is not None else ("0.0.0.0", 0)
@@ -543,6 +577,20 @@ class SpeakerNode:
             log.warning("conflict probe for %s on %s failed (announcing anyway): %s", ip, nic, exc)
             return
         if claimer is None:
+            return
+        speaker = owner_of_mac(self._facts.records, claimer)
+        if speaker is not None:
+            # Another speaker's data plane answered: it held the VIP for a moment (a start-up
+            # race, a healed partition) and withdraws when it sees our claim, or has already.
+            # Speakers agree on ownership by rank, so this is no foreign conflict: announce now;
+            # its RELEASED message or its next GARP (our conflict signal) makes us announce again.
+            log.info(
+                "%s answered on %s by speaker %s (%s), which held it for a moment: announcing",
+                ip,
+                nic,
+                speaker,
+                claimer.hex(":"),
+            )
             return
         metrics.conflict_seen("probe")
         self._blocked[ip] = time.monotonic() + self.settings.probe_retry
