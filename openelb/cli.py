@@ -129,14 +129,27 @@ def speaker(  # noqa: PLR0917 - click passes every option by name
     help="How the owner node fails: cable pulled, speaker SIGKILLed, speaker stopped.",
 )
 @click.option("--keep", is_flag=True, help="Leave it running for exploration (Ctrl-C ends).")
+@click.option(
+    "--dataplane",
+    type=click.Choice(["auto", "xdp-native", "xdp-generic", "afpacket"]),
+    default="auto",
+    show_default=True,
+    help="How the speakers answer ARP/NDP: XDP where it loads, else AF_PACKET.",
+)
 @click.pass_context
-def lab(ctx: click.Context, nodes: int, family: str, failure: str, keep: bool) -> None:
+def lab(  # noqa: PLR0917 - click passes options positionally
+    ctx: click.Context, nodes: int, family: str, failure: str, keep: bool, dataplane: str
+) -> None:
     """Build the whole system in network namespaces and show a failover."""
     if ctx.invoked_subcommand is not None:
         return
     from openelb.lab.scenario import LabOptions, run_lab
 
-    sys.exit(run_lab(LabOptions(nodes=nodes, family=family, failure=failure, keep=keep)))
+    sys.exit(
+        run_lab(
+            LabOptions(nodes=nodes, family=family, failure=failure, keep=keep, dataplane=dataplane)
+        )
+    )
 
 
 # --- lab apiserver (issue #3) ------------------------------------------------------------------
