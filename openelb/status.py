@@ -61,15 +61,27 @@ class PoolInfo:
 
 
 @dataclass(frozen=True)
-class ServiceInfo:
-    key: str
-    ips: tuple[str, ...]
+class AddressInfo:
+    ip: str
     pool: str
     holder: str
-    """Node answering for the IP(s), ``-`` when nobody can, or a VIP-mode Event's node."""
+    """Node that answers for the IP by the speakers' rule (``-`` when nobody can)."""
     backup: str
+    announced_by: str
+    """Node of the latest ``Announced``/``VIPHeld`` Event for this IP (``-`` if none)."""
     note: str
-    """Why there is no IP / no holder, or other things the user should know."""
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    key: str
+    addresses: tuple[AddressInfo, ...]
+    note: str
+    """Why there is no IP, when there is none."""
+
+    @property
+    def ips(self) -> tuple[str, ...]:
+        return tuple(a.ip for a in self.addresses)
 
 
 @dataclass(frozen=True)
@@ -157,13 +169,20 @@ def build_status(
     protocol_of = {p.name: p.protocol for p in pools}
     macs = {n: r.macs for n, r in records.items()}
     latest = _latest_events(events)
+    announced = _announcers(events)
     infos: list[ServiceInfo] = []
     for svc in sorted(services, key=lambda s: s.key):
         if not svc.is_load_balancer or not svc.opted_in:
             continue
         infos.append(
             _service_info(
-                svc, plans=plans, live=live, macs=macs, protocol_of=protocol_of, latest=latest
+                svc,
+                plans=plans,
+                live=live,
+                macs=macs,
+                protocol_of=protocol_of,
+                latest=latest,
+                announced=announced,
             )
         )
     return ClusterStatus(
@@ -183,54 +202,50 @@ def _service_info(
     macs: Mapping[str, Mapping[str, str]],
     protocol_of: Mapping[str, str],
     latest: Mapping[tuple[str, str], dict[str, tuple[str, str]]],
+    announced: Mapping[str, str],
 ) -> ServiceInfo:
     reasons = latest.get((svc.namespace, svc.name), {})
     if not svc.ingress_ips:
         warning = reasons.get("Warning")
         note = f"no IP: {warning[0]}: {warning[1]}" if warning else "no IP yet"
-        return ServiceInfo(svc.key, (), "-", "-", "-", note)
-    holders: list[str] = []
-    backups: list[str] = []
-    pools: list[str] = []
-    notes: list[str] = []
+        return ServiceInfo(svc.key, (), note)
+    addresses = []
     for ip in svc.ingress_ips:
+        by_event = announced.get(ip, "-")
         plan = plans.get(ip)
         if plan is None:
-            pool = svc.annotations.get("eip.openelb.kubesphere.io/v1alpha2", "")
-            pools.append(pool or "?")
-            held = reasons.get("VIPHeld")
-            if held is not None:
-                holders.append(held[1].rsplit("held by node ", 1)[-1].split(" ", 1)[0])
-            else:
-                holders.append("-")
-                mode = protocol_of.get(pool, "")
-                notes.append(
-                    f"{ip}: not in an enabled layer2 pool (VIP/BGP mode or pool gone)"
-                    if mode != "vip"
-                    else f"{ip}: VIP mode, no VIPHeld Event yet"
-                )
-            backups.append("-")
+            pool = svc.annotations.get("eip.openelb.kubesphere.io/v1alpha2", "") or "?"
+            note = (
+                "VIP mode: keepalived elects the holder"
+                if protocol_of.get(pool) == "vip"
+                else "not in an enabled layer2 pool (VIP/BGP mode, or the pool is gone)"
+            )
+            addresses.append(AddressInfo(ip, pool, by_event, "-", by_event, note))
             continue
-        pools.append(plan.eip)
         placement = compute_placement(ip, live=live, candidates=plan.candidates)
+        note = ""
         if placement.owner is None:
-            holders.append("-")
-            why = "no live speaker with the pool's interface"
+            note = "nobody answers: no live speaker with the pool's interface"
             if plan.local:
-                why += " and a ready local endpoint (externalTrafficPolicy: Local)"
-            notes.append(f"{ip}: nobody answers: {why}")
-        else:
-            mac = next(iter(macs.get(placement.owner, {}).values()), "")
-            holders.append(f"{placement.owner} ({mac})" if mac else placement.owner)
-        backups.append(placement.backup or "-")
-    return ServiceInfo(
-        svc.key,
-        svc.ingress_ips,
-        ",".join(dict.fromkeys(pools)),
-        ", ".join(holders),
-        ", ".join(backups),
-        "; ".join(notes),
-    )
+                note += " and a ready local endpoint (externalTrafficPolicy: Local)"
+        elif by_event not in ("-", placement.owner):
+            note = (
+                f"last announced by {by_event}: {placement.owner}'s speaker may have stopped "
+                "within its Lease's duration, or is starting"
+            )
+        holder = placement.owner or "-"
+        mac = next(iter(macs.get(holder, {}).values()), "")
+        addresses.append(
+            AddressInfo(
+                ip=ip,
+                pool=plan.eip,
+                holder=f"{holder} ({mac})" if mac else holder,
+                backup=placement.backup or "-",
+                announced_by=by_event,
+                note=note,
+            )
+        )
+    return ServiceInfo(svc.key, tuple(addresses), "")
 
 
 def _pool_info(eip: Eip) -> PoolInfo:
@@ -271,6 +286,29 @@ def _latest_events(
             if key not in slot or slot[key][0] <= stamp:
                 slot[key] = (stamp, reason, message)
     return {k: {r: (v[1], v[2]) for r, v in slot.items()} for k, slot in out.items()}
+
+
+def _event_order(ev: dict[str, Any]) -> tuple[str, int]:
+    """Latest last: by lastTimestamp (seconds), then resourceVersion (the write order)."""
+    stamp = str(ev.get("lastTimestamp") or ev.get("eventTime") or "")
+    rv = str((ev.get("metadata") or {}).get("resourceVersion") or "0")
+    return stamp, int(rv) if rv.isdigit() else 0
+
+
+def _announcers(events: Iterable[dict[str, Any]]) -> dict[str, str]:
+    """IP -> node of the latest speaker Event saying it announced / holds it."""
+    out: dict[str, str] = {}
+    for ev in sorted(events, key=_event_order):
+        message = str(ev.get("message") or "")
+        if ev.get("reason") == "Announced" and " announced by node " in message:
+            ip, _, rest = message.partition(" announced by node ")
+            out[ip.strip()] = rest.split(" ", 1)[0]
+        elif (
+            ev.get("reason") == "VIPHeld" and message.startswith("VIP ") and " by node " in message
+        ):
+            # "VIP <ip> (Eip <e>, VRRP instance <i>) is held by node <n>[ (took over ...)]"
+            out[message.split()[1]] = message.partition(" by node ")[2].split(" ", 1)[0]
+    return out
 
 
 def _views(raws: list[dict[str, Any]], make: Any, problems: list[str]) -> list[Any]:
@@ -331,11 +369,12 @@ def render(status: ClusterStatus) -> str:
     lines += _table(rows) if status.pools else ["  none"]
     lines.append("")
     lines.append("services (opted in to openelb):")
-    rows = [["SERVICE", "IPS", "POOL", "ANSWERED BY", "BACKUP", "NOTE"]]
+    rows = [["SERVICE", "IP", "POOL", "ANSWERED BY", "BACKUP", "LAST ANNOUNCED BY", "NOTE"]]
     for svc in status.services:
-        rows.append(
-            [svc.key, ",".join(svc.ips) or "-", svc.pool, svc.holder, svc.backup, svc.note or ""]
-        )
+        if not svc.addresses:
+            rows.append([svc.key, "-", "-", "-", "-", "-", svc.note])
+        for a in svc.addresses:
+            rows.append([svc.key, a.ip, a.pool, a.holder, a.backup, a.announced_by, a.note])
     lines += _table(rows) if status.services else ["  none"]
     if status.problems:
         lines.append("")

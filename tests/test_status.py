@@ -141,9 +141,12 @@ def test_status_names_pools_ips_owner_backup_and_why_a_service_has_no_ip(api: Ku
     by_key = {s.key: s for s in status.services}
     for key, ip in (("default/web", "192.0.2.10"), ("default/db", "192.0.2.11")):
         expected = compute_placement(ip, live=["node1", "node2"])
-        assert by_key[key].holder.startswith(str(expected.owner))
-        assert by_key[key].backup == expected.backup
-        assert by_key[key].pool == "pool"
+        (address,) = by_key[key].addresses
+        assert address.ip == ip
+        assert address.holder.startswith(str(expected.owner))
+        assert address.backup == expected.backup
+        assert address.pool == "pool"
+        assert address.announced_by == "-"
     assert by_key["default/pending"].ips == ()
     assert "PoolExhausted" in by_key["default/pending"].note
 
@@ -179,3 +182,30 @@ def test_status_with_no_apiserver_is_a_clear_error(tmp_path: Path) -> None:
     missing = CliRunner().invoke(main, ["status", "--kubeconfig", str(tmp_path / "nope")])
     assert missing.exit_code != 0
     assert "Error:" in missing.output
+
+
+def test_status_tells_when_the_last_announcement_came_from_another_node(api: KubeApi) -> None:
+    """A speaker that died within its Lease's duration: the rule still names it, Events do not."""
+    _populate(api)
+    ip = "192.0.2.10"
+    owner = compute_placement(ip, live=["node1", "node2"]).owner
+    other = "node2" if owner == "node1" else "node1"
+    for i, node in enumerate((owner, other)):
+        api.create(
+            EVENTS,
+            {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": f"web.{i}", "namespace": "default"},
+                "involvedObject": {"kind": "Service", "namespace": "default", "name": "web"},
+                "type": "Normal",
+                "reason": "Announced",
+                "message": f"{ip} announced by node {node} on eth0",
+                "lastTimestamp": "2026-12-03T00:00:01Z",  # same second: write order decides
+            },
+        )
+    (address,) = next(
+        s for s in collect(api, namespace=NS).services if s.key == "default/web"
+    ).addresses
+    assert address.announced_by == other
+    assert f"last announced by {other}" in address.note

@@ -228,17 +228,27 @@ def _tell_failover(
 def _status_agrees(lab: LabCluster, story: Story, *, vip: str, owner: Host) -> bool:
     """`openelb status` works out the holder from the objects; it must be the MAC's node."""
     status = collect(lab.api)
-    entry = next((s for s in status.services if vip in s.ips), None)
-    if entry is None:
+    found = [(s.key, a) for s in status.services for a in s.addresses if a.ip == vip]
+    if not found:
         story.say(f"openelb status does not list {vip}")
         return False
-    holder = entry.holder.split(" ", 1)[0]
-    story.say(
-        f"openelb status: {entry.key} {vip} answered by {holder}, backup {entry.backup}"
-        + (" (agrees with the client)" if holder == owner.name else "")
-    )
-    if holder != owner.name:
-        story.say(f"...but the client reached {owner.name}: the speakers disagree with the rule")
+    key, address = found[0]
+    holder = address.holder.split(" ", 1)[0]
+    if holder == owner.name:
+        story.say(
+            f"openelb status: {key} {vip} answered by {holder}, backup {address.backup}"
+            " (agrees with the client)"
+        )
+    elif address.announced_by == owner.name:
+        story.say(
+            f"openelb status: {key} {vip} last announced by {owner.name} (agrees with the "
+            f"client); by the Leases alone it would be {holder}, whose Lease has not expired yet"
+        )
+    if owner.name not in (holder, address.announced_by):
+        story.say(
+            f"openelb status says {holder} answers {vip} (last announced by "
+            f"{address.announced_by}), but the client reached {owner.name}"
+        )
         return False
     return True
 
