@@ -54,3 +54,44 @@ def test_announce_latency_measures_every_phase_of_each_service(tmp_path: Path) -
         assert all(v >= 0 for v in rows[name]["samples"])
     assert total["verdict"] in ("met", "MISSED")
     assert sum(total["announced_by"].values()) == 3
+
+
+@pytest.mark.netns
+@pytest.mark.keepalived
+@pytest.mark.slow
+def test_failover_compares_openelb_and_keepalived_in_one_run(tmp_path: Path) -> None:
+    data = run_benchmark(
+        "failover",
+        tmp_path,
+        "--runs", "1",
+        "--dataplane", "afpacket",
+        "--systems", "openelb,keepalived-tuned",
+        "--scenarios", "link-cut,graceful",
+        timeout=280,
+    )  # fmt: skip
+    rows = {row["name"]: row for row in data["rows"]}
+    for system in ("openelb", "keepalived-tuned"):
+        for scenario in ("link-cut", "graceful"):
+            gap = rows[f"{system} {scenario} gap"]
+            assert len(gap["samples"]) + len(gap["failed"]) == 1
+            assert f"{system} {scenario} takeover" in rows
+    assert rows["openelb link-cut gap"]["verdict"] in ("met", "MISSED", "no samples")
+    if rows["openelb link-cut gap"]["samples"] and rows["keepalived-tuned link-cut gap"]["samples"]:
+        assert "openelb / keepalived-tuned, link-cut gap (p50)" in data["ratios"]
+
+
+@pytest.mark.netns
+@pytest.mark.slow
+def test_control_plane_scale_reports_addressing_recompute_and_memory(tmp_path: Path) -> None:
+    data = run_benchmark(
+        "control_plane_scale", tmp_path, "--services", "40", "--nodes", "2", timeout=280
+    )
+    rows = {row["name"]: row for row in data["rows"]}
+    assert len(rows["all addressed (first create -> last ingress)"]["samples"]) == 1
+    assert len(rows["all answered (first create -> speakers own every VIP)"]["samples"]) == 1
+    assert len(rows["speaker RSS"]["samples"]) == 2
+    assert rows["speaker RSS"]["verdict"] in ("met", "MISSED")
+    assert len(rows["manager RSS"]["samples"]) == 1
+    assert len(rows["ownership recompute after a node loss (speakers' own)"]["samples"]) == 1
+    assert len(rows["baseline: same recompute on a bare OwnershipTable"]["samples"]) >= 1
+    assert "speaker recompute / bare table (p50)" in data["ratios"]
