@@ -474,13 +474,13 @@ VRRP_STATES = ("INIT", "BACKUP", "MASTER", "FAULT", "STOP")
 VRRP_STATE = Gauge(
     "openelb_vrrp_state",
     "1 for the state a keepalived VRRP instance on this node is in, 0 for the others.",
-    ["pool", "instance", "state"],
+    ["pool", "vrrp_instance", "state"],
     registry=registry,
 )
 VRRP_TRANSITIONS = Counter(
     "openelb_vrrp_transitions_total",
     "VRRP state transitions reported by keepalived, by the state entered.",
-    ["pool", "instance", "state"],
+    ["pool", "vrrp_instance", "state"],
     registry=registry,
 )
 VRRP_FAILOVER = Histogram(
@@ -488,6 +488,12 @@ VRRP_FAILOVER = Histogram(
     "On the node taking over: from the last advert of the previous master to becoming master.",
     ["pool"],
     buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 3.0, 5.0, 10.0),
+    registry=registry,
+)
+VRRP_VIPS_WAITING = Gauge(
+    "openelb_vrrp_vips_waiting",
+    "VIPs of VIP-mode Eips this node leaves out of keepalived's config, by reason.",
+    ["reason"],
     registry=registry,
 )
 KEEPALIVED_UP = Gauge(
@@ -535,6 +541,18 @@ def vrrp_instance_removed(*, pool: str, instance: str) -> None:
 
 def vrrp_failover_observed(*, pool: str, seconds: float) -> None:
     VRRP_FAILOVER.labels(pool).observe(seconds)
+
+
+_vrrp_waiting_reasons: set[str] = set()
+
+
+def vrrp_vips_waiting(counts: Mapping[str, int]) -> None:
+    """The VIPs left out now, per reason (reasons not in ``counts`` drop to 0)."""
+    for reason in _vrrp_waiting_reasons - set(counts):
+        VRRP_VIPS_WAITING.labels(reason).set(0)
+    _vrrp_waiting_reasons.update(counts)
+    for reason, count in counts.items():
+        VRRP_VIPS_WAITING.labels(reason).set(count)
 
 
 def keepalived_running(up: bool) -> None:
@@ -604,6 +622,7 @@ __all__ = [
     "VRRP_FAILOVER",
     "VRRP_STATE",
     "VRRP_TRANSITIONS",
+    "VRRP_VIPS_WAITING",
     "XdpCounters",
     "afpacket_counted",
     "dataplane_packet_module",
@@ -635,4 +654,5 @@ __all__ = [
     "vrrp_failover_observed",
     "vrrp_instance_removed",
     "vrrp_state_entered",
+    "vrrp_vips_waiting",
 ]
