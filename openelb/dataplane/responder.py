@@ -33,7 +33,10 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from openelb.dataplane.xdp_loader import LoadedProgram
 
 log = logging.getLogger(__name__)
 
@@ -225,8 +228,13 @@ def open_responder(
     mode: ModeRequest = "auto",
     pin_root: Path = DEFAULT_PIN_ROOT,
     instance: str = "default",
+    program: LoadedProgram | None = None,
 ) -> Responder:
     """The fastest responder that works here, listening on ``interfaces``.
+
+    ``program``: the XDP program loaded ahead of time (``xdp.preload_xdp``), used by the XDP
+    modes instead of compiling again; it belongs to the returned responder when that is an XDP
+    one, and stays the caller's otherwise.
 
     ``auto`` tries native XDP, then generic XDP, then the AF_PACKET responder, and records in
     ``reason`` (and the log) why each faster one failed. On veth interfaces ``auto`` skips native
@@ -257,6 +265,7 @@ def open_responder(
                     instance=instance,
                     reason=reason,
                     native_on_veth=mode != "auto",
+                    program=program,
                 )
         except DataplaneError as exc:
             failures.append(f"{candidate}: {exc}")

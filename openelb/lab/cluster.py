@@ -32,7 +32,7 @@ from openelb.kube.errors import AlreadyExists
 from openelb.kube.resources import EIPS, ENDPOINTSLICES, NAMESPACES, NODES, SERVICES
 from openelb.lab.apiserver import ApiServer
 from openelb.lab.forward import PortForward
-from openelb.lab.netns import Host, Process, Testbed, TestbedError
+from openelb.lab.netns import Host, Process, Testbed, TestbedError, in_netns
 from openelb.lab.traffic import DEFAULT_PORT
 
 NODE_APISERVER_PORT = 6443
@@ -331,9 +331,29 @@ class LabCluster:
             str(self.node_kubeconfig),
             "--node",
             host.name,
+            "--heartbeat-address",
+            str(host.ipv4.ip),
+            "--instance",
+            f"{self.testbed.run_id}-{host.name}",
+            # VIP mode: nodes share this machine's /run, so each keeps keepalived's files apart.
+            "--keepalived-dir",
+            str(self.keepalived_dir(host.name)),
             *args,
         ]
         return host.spawn(cmd, name=f"speaker-{host.name}", env=_env())
+
+    def keepalived_dir(self, node: str) -> Path:
+        """Where the speaker of ``node`` keeps keepalived's config, pid files and FIFO."""
+        return self.workdir / f"keepalived-{node}"
+
+    def prepare_native_xdp(self) -> None:
+        """Attach an XDP_PASS program to every node's switch port: a veth whose peer answers
+        with native XDP_TX needs one, or the replies are dropped (ENV.md)."""
+        from openelb.dataplane.xdp_loader import attach_pass_program
+
+        for node in self.nodes:
+            with in_netns(self.testbed.switch_netns):
+                attach_pass_program(node.port)
 
     def cut_apiserver(self, node: Host | str) -> None:
         """Partition one node from the apiserver (its LAN stays up)."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import FrameType
 
 from openelb.lab.cluster import LabCluster, LabError
-from openelb.lab.netns import Host, Process, Testbed
+from openelb.lab.netns import Host, Process
 from openelb.lab.traffic import DEFAULT_PORT, GapReport, UdpStream, analyse
 
 FAILURES = ("link", "kill", "graceful")
@@ -36,6 +36,7 @@ class LabOptions:
     family: str = "ipv4"
     failure: str = "link"
     keep: bool = False
+    dataplane: str = "auto"
     speaker_args: tuple[str, ...] = ()
 
 
@@ -68,7 +69,7 @@ def run_lab(options: LabOptions, out: Callable[[str], None] = print) -> int:
     story = Story(out)
     story.begin(f"Building the testbed: a switch, a client and {options.nodes} nodes")
     try:
-        with LabCluster(nodes=options.nodes, family=options.family, testbed=Testbed()) as lab:
+        with LabCluster(nodes=options.nodes, family=options.family) as lab:
             ok = _story(lab, options, story)
             if options.keep:
                 _keep(lab, story)
@@ -92,10 +93,17 @@ def _story(lab: LabCluster, options: LabOptions, story: Story) -> bool:
     story.say(f"embedded apiserver at {lab.apiserver.url}; nodes reach it at 127.0.0.1:6443")
 
     story.begin("Starting the manager and one speaker per node")
+    if options.dataplane in ("auto", "xdp-native"):
+        lab.prepare_native_xdp()
     manager = lab.start_manager("--metrics-port", str(MANAGER_METRICS_PORT))
     speakers = {
         node.name: lab.start_speaker(
-            node, "--metrics-port", str(SPEAKER_METRICS_PORT), *options.speaker_args
+            node,
+            "--metrics-port",
+            str(SPEAKER_METRICS_PORT),
+            "--dataplane",
+            options.dataplane,
+            *options.speaker_args,
         )
         for node in lab.nodes
     }
@@ -142,10 +150,12 @@ def _show_vip(
         for name, proc in speakers.items():
             story.say(f"--- {name}: " + proc.log()[-800:].replace("\n", "\n    "))
         return False
-    owner_name = before.responder_before or next(iter(before.responders_before), "")
-    owner = lab.node(owner_name)
+    # The client's neighbour entry is the ground truth for "who answers": every node accepts the
+    # VIP's traffic (as kube-proxy does), so only the announced MAC decides where it goes.
     entry = client.neighbour(vip)
     mac = entry[0] if entry else "?"
+    by_mac = lab.node_by_mac(mac) if entry else None
+    owner = by_mac or lab.node(before.responder_before or next(iter(before.responders_before), ""))
     story.say(f"answered by {owner.name}; the client's neighbour entry: {vip} -> {mac}")
     story.say(f"{before.received}/{before.sent} datagrams answered")
 
@@ -166,7 +176,12 @@ def _show_vip(
         speakers[owner.name].stop()
     report = stream.wait(timeout=10)
     gap = analyse(report, event="failure")
-    return _tell_failover(gap, owner=owner, lab=lab, client=client, vip=vip, story=story)
+    ok = _tell_failover(gap, owner=owner, lab=lab, client=client, vip=vip, story=story)
+    if not ok:
+        story.say("speaker logs (last lines):")
+        for name, proc in speakers.items():
+            story.say(f"--- {name}:\n    " + proc.log()[-1500:].replace("\n", "\n    "))
+    return ok
 
 
 def _tell_failover(

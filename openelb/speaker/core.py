@@ -22,9 +22,11 @@ Order of effects, which is what keeps a handover clean:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from openelb import metrics
 from openelb.speaker.announcing import AnnounceScheduler
 from openelb.speaker.detector import Death, FailureDetector
 from openelb.speaker.membership import Membership, Outgoing, Reaction
@@ -158,14 +160,22 @@ class SpeakerCore:
     def receive(self, msg: Message, *, now: float) -> Actions:
         if msg.kind is Kind.HEARTBEAT:
             self._last_heard[msg.sender] = now
+        if msg.kind is Kind.RELEASED:
+            return self._released(msg.subject, sender=msg.sender, now=now)
         actions = self._react(self.membership.receive(msg, now=now), now)
         if msg.kind is Kind.OBITUARY and msg.subject == self.node:
             # We refuted: heartbeats queued at the old incarnation are now stale.
             actions.targets = self._targets
         return actions
 
-    def poll(self, *, now: float) -> Actions:
-        """Verdicts due, handovers whose delay elapsed, announcements due."""
+    def poll(self, *, now: float, observed: float | None = None) -> Actions:
+        """Verdicts due, handovers whose delay elapsed, announcements due.
+
+        ``observed``: when the caller last had every received datagram fed in (see
+        :meth:`FailureDetector.observed`); silence verdicts never look past it.
+        """
+        if observed is not None:
+            self.detector.observed(observed)
         actions = self._react(self.membership.poll(now=now), now)
         ready = [ip for ip, at in self._pending.items() if at <= now]
         if ready:
@@ -202,6 +212,7 @@ class SpeakerCore:
                 Kind.OBITUARY, subject=claimer, subject_incarnation=incarnation
             )
             actions.send.append(Outgoing(obit, (claimer,)))
+            actions.send.append(self._released_to(ip, claimer))
             self._answering.discard(ip)
             self.scheduler.lose(ip)
             actions.program = frozenset(self._answering)
@@ -247,14 +258,20 @@ class SpeakerCore:
         return actions
 
     def _refresh_liveness(self, now: float, *, deaths: Iterable[Death] = ()) -> Actions:
+        started = time.perf_counter()
         alive = self.membership.alive()
         changes: list[OwnershipChange] = []
-        known = set(self._node_ok) | set(alive) | set(self.table.live_nodes())
+        live_before = set(self.table.live_nodes())
+        known = set(self._node_ok) | live_before | set(alive)
         for node in sorted(known):
             live = node in alive and self._node_ok.get(node, False)
             changes += self.table.set_node_live(node, live)
         dead = {d.peer: d for d in deaths}
-        return self._apply(changes, now, deaths=dead)
+        actions = self._apply(changes, now, deaths=dead)
+        if set(self.table.live_nodes()) != live_before:
+            # Only real membership changes: this runs on every watch change too.
+            metrics.ownership_recomputed(time.perf_counter() - started)
+        return actions
 
     def _apply(
         self, changes: list[OwnershipChange], now: float, *, deaths: Mapping[str, Death]
@@ -291,6 +308,9 @@ class SpeakerCore:
                     self.scheduler.lose(ip)
                     actions.lost.append(ip)
                     programmed = True
+                    if after is not None:
+                        # Sent after the withdrawal (the shell programs before it sends).
+                        actions.send.append(self._released_to(ip, after))
             elif after != self.node:
                 self._pending.pop(ip, None)
         if programmed:
@@ -309,6 +329,23 @@ class SpeakerCore:
                     actions.send.append(stop)
                 self._targets = targets
                 actions.targets = targets
+        return actions
+
+    def _released_to(self, ip: str, node: str) -> Outgoing:
+        return Outgoing(self.membership.own(Kind.RELEASED, subject=ip), (node,))
+
+    def _released(self, ip: str, *, sender: str, now: float) -> Actions:
+        """``sender`` stopped answering for ``ip``: if it is ours, the clients must hear us last."""
+        actions = Actions()
+        if sender == self.node or self._stopping or self.table.owner(ip) != self.node:
+            return actions
+        if ip in self._pending:
+            # A handover from a live owner: it has withdrawn, no need to wait out the delay.
+            self._pending[ip] = min(self._pending[ip], now)
+        elif ip in self._answering:
+            # It answered (a partition, a stall, a yield) and may have announced after us.
+            self.scheduler.gain(ip, now=now)
+            actions.announce.append(ip)
         return actions
 
     def _dead_since(self, node: str) -> float | None:

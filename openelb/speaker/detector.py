@@ -10,6 +10,11 @@ Rules:
   heartbeating yet, or that never owned anything we back up, is never declared dead by us;
 - silence for ``misses x interval`` declares it dead; the receiver drains its socket before asking
   for verdicts, so one late packet (or our own pause) never declares a death;
+- silence is only what we *observed*: the caller says up to when its receive path was up to date
+  (:meth:`FailureDetector.observed`, the moment it last drained the socket) and verdicts never
+  look past that. A judge that was itself stalled (a data plane compiling, the GIL held for a
+  second) has not seen the heartbeats that piled up meanwhile; its clock moved, the peers did
+  not fall silent;
 - ``GOODBYE`` declares it dead at once (graceful stop: hand over in milliseconds);
 - ``STOP`` disarms (the peer stopped sending to us on purpose);
 - a dead peer lives again when heard at a higher incarnation (restart, or a refutation), or, at the
@@ -74,6 +79,7 @@ class FailureDetector:
         self.misses = misses
         self.timeout = interval * misses
         self._peers: dict[str, _Peer] = {}
+        self._horizon: float | None = None
 
     # --- input -----------------------------------------------------------------------------------
 
@@ -153,14 +159,21 @@ class FailureDetector:
         """``peer`` no longer exists (its Lease is gone)."""
         self._peers.pop(peer, None)
 
+    def observed(self, at: float) -> None:
+        """Every datagram that reached this node before ``at`` has been fed in: silence is known
+        up to ``at`` and no further (call it with the time a socket drain *started*)."""
+        self._horizon = at if self._horizon is None else max(self._horizon, at)
+
     # --- verdicts --------------------------------------------------------------------------------
 
     def poll(self, now: float) -> list[Death]:
-        """Deaths declared since the last poll (silence checked against ``now``)."""
+        """Deaths declared since the last poll: silence checked against ``now``, or against the
+        last :meth:`observed` time when that is earlier (we cannot judge what we did not see)."""
+        horizon = now if self._horizon is None else min(now, self._horizon)
         out: list[Death] = []
         for peer, state in self._peers.items():
-            if state.armed and not state.dead and now - state.last_heard > self.timeout:
-                death = self._declare(peer, state, Cause.SILENCE, now, stick=False)
+            if state.armed and not state.dead and horizon - state.last_heard > self.timeout:
+                death = self._declare(peer, state, Cause.SILENCE, horizon, stick=False)
                 if death is not None:
                     out.append(death)
         return out

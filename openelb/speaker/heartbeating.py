@@ -26,6 +26,7 @@ import ipaddress
 import logging
 import os
 import queue
+import select
 import socket
 import struct
 import threading
@@ -152,6 +153,7 @@ class HeartbeatTransport:
         """Received messages; ``None`` entries are wake-ups (see :meth:`wake`)."""
         self._receiver: threading.Thread | None = None
         self._closing = threading.Event()
+        self._reading = threading.Lock()
         # sender -> (incarnation, sequence, kernel arrival ns) of its last heartbeat
         self._last_seen: dict[str, tuple[int, int, int]] = {}
         self.rejected: dict[str, int] = {}
@@ -271,23 +273,23 @@ class HeartbeatTransport:
 
         The control loop calls this right before asking the detector for verdicts: if the
         receiver thread was starved (GIL, load), heartbeats sitting in the kernel still count,
-        so our own pause never becomes a peer's death.
+        so our own pause never becomes a peer's death. When it returns, every datagram that
+        reached the socket before the call is in :attr:`inbox` (the receiver thread takes a
+        datagram out of the socket and queues it under the same lock).
         """
         count = 0
-        while True:
-            try:
-                self._receive_one(nonblocking=True)
-            except (BlockingIOError, InterruptedError, TimeoutError):
-                return count
-            except OSError:
-                return count
-            count += 1
+        with self._reading:
+            while True:
+                try:
+                    self._receive_one()
+                except (BlockingIOError, InterruptedError, TimeoutError):
+                    return count
+                except OSError:
+                    return count
+                count += 1
 
-    def _receive_one(self, *, nonblocking: bool = False) -> None:
-        # The receiver thread's socket object waits (with a timeout, to notice close()); the
-        # drain uses a second object over the same socket that never waits.
-        sock = self._nowait if nonblocking else self._sock
-        data, ancdata, _, source = sock.recvmsg(
+    def _receive_one(self) -> None:
+        data, ancdata, _, source = self._nowait.recvmsg(
             wire.MAX_DATAGRAM + 64, socket.CMSG_SPACE(_TIMESPEC.size)
         )
         arrived = time.monotonic()
@@ -299,10 +301,18 @@ class HeartbeatTransport:
         self.handle_datagram(data, arrived=arrived, source=source, kernel_ns=kernel_ns)
 
     def _receive_loop(self) -> None:
+        # Wait for readability without taking anything, then take and queue under the lock the
+        # drain holds: a datagram is never out of the socket yet not in the inbox while a drain
+        # runs (the drain's caller relies on that to judge silence).
+        poller = select.poll()
+        poller.register(self._sock.fileno(), select.POLLIN)
         while not self._closing.is_set():
             try:
-                self._receive_one()
-            except TimeoutError:
+                if not poller.poll(200):
+                    continue
+                with self._reading:
+                    self._receive_one()
+            except (BlockingIOError, InterruptedError, TimeoutError):
                 continue
             except OSError:
                 if self._closing.is_set():

@@ -29,16 +29,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openelb import metrics
-from openelb.config import SpeakerSettings
+from openelb.config import KeepalivedSettings, SpeakerSettings
 from openelb.dataplane import packet
 from openelb.dataplane.announcing import AnnounceSender
 from openelb.dataplane.responder import (
+    DEFAULT_PIN_ROOT,
     DataplaneError,
     Responder,
     VipEntry,
     interface_mac,
     open_responder,
 )
+from openelb.dataplane.xdp_loader import LoadedProgram
 from openelb.kube.client import KubeApi
 from openelb.kube.events import NORMAL, WARNING, EventRecorder
 from openelb.kube.resources import EIPS, ENDPOINTSLICES, LEASES, NODES, SERVICES
@@ -52,6 +54,7 @@ from openelb.speaker.interfaces import InterfaceError, resolve_interface, subnet
 from openelb.speaker.lease import SpeakerLease
 from openelb.speaker.membership import EVERYONE
 from openelb.speaker.records import SpeakerRecord, node_of_lease, owner_of_mac, parse_record
+from openelb.speaker.vipmode import VipInputs, VipMode
 from openelb.speaker.wire import Kind
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,7 @@ class SpeakerNode:
         api: KubeApi,
         responder_factory: ResponderFactory | None = None,
         instance: str = "default",
+        keepalived: KeepalivedSettings | None = None,
     ) -> None:
         if not settings.node:
             raise ValueError("the speaker needs its node name (--node or $NODE_NAME)")
@@ -86,6 +90,8 @@ class SpeakerNode:
         self.node = settings.node
         self.instance = instance
         self._responder_factory = responder_factory or self._open_responder
+        self._preload = responder_factory is None
+        self._preloaded: LoadedProgram | None = None
         self.incarnation = time.time_ns()
         self.core = SpeakerCore(
             node=self.node,
@@ -121,6 +127,13 @@ class SpeakerNode:
         self._phases: list[tuple[str, float]] = []
         self.announced: dict[str, int] = {}
         """Announcements sent per VIP (tests and the lab read it)."""
+        # VIP mode (protocol: vip): keepalived, driven from the same watches on its own thread.
+        self.vip = VipMode(
+            node=self.node,
+            settings=keepalived or KeepalivedSettings(),
+            events=self.events,
+            service=self._service,
+        )
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -143,6 +156,9 @@ class SpeakerNode:
             if not cache.wait_synced(max(0.0, deadline - time.monotonic())):
                 raise TimeoutError(f"speaker: the {name} watch did not sync in {sync_timeout}s")
         address = s.heartbeat_address or self._node_address()
+        # Everything slow happens before we join: a data plane compiled later, inside the control
+        # loop, stalls it for about a second (see FailureDetector.observed for the other half).
+        self._preload_dataplane()
         self.transport = HeartbeatTransport(
             node=self.node,
             incarnation=self.incarnation,
@@ -152,6 +168,7 @@ class SpeakerNode:
             key=s.heartbeat_key.encode() or None,
         )
         self._resolve_interfaces()
+        self.vip.resolve(self.caches["eips"].items())
         self.lease = SpeakerLease(
             self.api, namespace=s.lease_namespace, record=self._record(), duration=s.lease_duration
         ).start()
@@ -177,6 +194,7 @@ class SpeakerNode:
         """Withdraw, say goodbye, delete the Lease (graceful) and release everything."""
         if graceful and self.transport is not None:
             self._apply(self.core.stop(), now=time.monotonic())
+        self.vip.close()  # keepalived releases its VIPs before the Lease goes
         if self.transport is not None:
             self.transport.close()
             self.transport = None
@@ -189,6 +207,9 @@ class SpeakerNode:
             with contextlib.suppress(DataplaneError):
                 self.responder.close(detach=False)
             self.responder = None
+        if self._preloaded is not None:
+            self._preloaded.close()
+            self._preloaded = None
         self.sender.close()
         self.events.close(timeout=1.0)
 
@@ -217,24 +238,27 @@ class SpeakerNode:
         except queue.Empty:
             first = None
         self._waited = time.monotonic() - t0
+        if self._dirty.is_set():
+            self._dirty.clear()
+            now = time.monotonic()
+            actions.merge(self._recompute(now))
+            self._phases.append(("recompute", time.monotonic() - now))
+        # Drain right before judging, after anything slow above: verdicts only cover silence we
+        # observed (see FailureDetector.observed), so a stall of this loop is never a death.
+        observed = time.monotonic()
         self.transport.drain_now()
-        self._phases.append(("drain", time.monotonic() - t0 - self._waited))
+        self._phases.append(("drain", time.monotonic() - observed))
         pending = [first]
         with contextlib.suppress(queue.Empty):
             while True:
                 pending.append(self.transport.inbox.get_nowait())
-        now = time.monotonic()
         for item in pending:
             if item is not None:
                 self._received += 1
                 if item.message.kind is not Kind.HEARTBEAT:
                     log.debug("received %s", item.message)
                 actions.merge(self.core.receive(item.message, now=item.arrived))
-        if self._dirty.is_set():
-            self._dirty.clear()
-            actions.merge(self._recompute(now))
-            self._phases.append(("recompute", time.monotonic() - now))
-        actions.merge(self.core.poll(now=time.monotonic()))
+        actions.merge(self.core.poll(now=time.monotonic(), observed=observed))
         if self.responder is not None:
             for conflict in self.responder.conflicts(0.0):
                 claimer = owner_of_mac(self._facts.records, conflict.mac)
@@ -291,6 +315,8 @@ class SpeakerNode:
         self._event_at = self._dirty_since
         self._dirty_since = None
         self._resolve_interfaces()
+        if self.vip.resolve(self.caches["eips"].items()) and self.lease is not None:
+            self.lease.update(self._record())
         records: dict[str, SpeakerRecord] = {}
         healthy = self.lease is not None and self.lease.failing == 0
         for lease in self.caches["leases"].items():
@@ -316,6 +342,15 @@ class SpeakerNode:
         )
         self._facts = _Facts(
             plans=plans, records=records, addresses={n: r.heartbeat for n, r in records.items()}
+        )
+        self.vip.update(
+            VipInputs(
+                services=self.caches["services"].items(),
+                eips=self.caches["eips"].items(),
+                slices=self.caches["slices"].items(),
+                nodes=self.caches["nodes"].items(),
+                records=records,
+            )
         )
         actions = self.core.set_nodes(node_eligibility(self.caches["nodes"].items()), now=now)
         actions.merge(
@@ -382,8 +417,29 @@ class SpeakerNode:
                 else None
             )
 
+    def _preload_dataplane(self) -> None:
+        if not self._preload or not self.settings.dataplane.startswith(("auto", "xdp")):
+            return
+        from openelb.dataplane.xdp import preload_xdp
+
+        started = time.monotonic()
+        try:
+            self._preloaded = preload_xdp(pin_root=DEFAULT_PIN_ROOT, instance=self.instance)
+        except DataplaneError as exc:
+            log.info("XDP program not loaded ahead (the data plane will say why): %s", exc)
+            return
+        log.info("XDP program loaded ahead in %.0f ms", (time.monotonic() - started) * 1000)
+
     def _open_responder(self, nics: list[str]) -> Responder:
-        return open_responder(nics, mode=self.settings.dataplane, instance=self.instance)  # type: ignore[arg-type]
+        responder = open_responder(
+            nics,
+            mode=self.settings.dataplane,  # type: ignore[arg-type]
+            instance=self.instance,
+            program=self._preloaded,
+        )
+        if responder.mode.startswith("xdp"):
+            self._preloaded = None  # the responder owns it now
+        return responder
 
     def _record(self) -> SpeakerRecord:
         address = self.transport.address if self.transport is not None else ("0.0.0.0", 0)
@@ -391,9 +447,13 @@ class SpeakerNode:
             node=self.node,
             heartbeat=address,
             incarnation=self.core.incarnation,
-            interfaces=dict(self._interfaces),
+            interfaces={**self.vip.interfaces(), **self._interfaces},
             macs={nic: mac for nic, mac in self._macs.items() if nic in self._interfaces.values()},
         )
+
+    def _service(self, key: str) -> Service | None:
+        cache = self.caches.get("services")
+        return cache.get(key) if cache is not None else None
 
     def _node_address(self) -> str:
         node = self.caches["nodes"].get(self.node)
@@ -517,6 +577,20 @@ class SpeakerNode:
             log.warning("conflict probe for %s on %s failed (announcing anyway): %s", ip, nic, exc)
             return
         if claimer is None:
+            return
+        speaker = owner_of_mac(self._facts.records, claimer)
+        if speaker is not None:
+            # Another speaker's data plane answered: it held the VIP for a moment (a start-up
+            # race, a healed partition) and withdraws when it sees our claim, or has already.
+            # Speakers agree on ownership by rank, so this is no foreign conflict: announce now;
+            # its RELEASED message or its next GARP (our conflict signal) makes us announce again.
+            log.info(
+                "%s answered on %s by speaker %s (%s), which held it for a moment: announcing",
+                ip,
+                nic,
+                speaker,
+                claimer.hex(":"),
+            )
             return
         metrics.conflict_seen("probe")
         self._blocked[ip] = time.monotonic() + self.settings.probe_retry

@@ -9,12 +9,16 @@ Membership (who exists) is slow and lives in Leases; these datagrams carry only 
   detector;
 - ``ALIVE``: a refutation: "I, N, am alive at a higher incarnation than your obituary said";
 - ``STOP``: "stop expecting my heartbeats" (the sender no longer owns anything the receiver backs
-  up), so the receiver disarms its detector instead of declaring a false death.
+  up), so the receiver disarms its detector instead of declaring a false death;
+- ``RELEASED``: "I stopped answering for VIP <subject>" to the node that owns it now, which
+  (re-)announces at once: whatever the sender announced last is superseded, and a handover need
+  not wait out its safety delay.
 
 Layout (network byte order)::
 
     magic "OE" | version u8 | kind u8 | flags u8 | sender_len u8 | incarnation u64 | sequence u64
-    | sender | [subject_len u8 | subject | subject_incarnation u64]  (OBITUARY, ALIVE: optional)
+    | sender | [subject_len u8 | subject | subject_incarnation u64]  (OBITUARY, RELEASED; ALIVE:
+                                                                       optional)
     | [HMAC-SHA256 truncated to 16 bytes]                              (flags & 1)
 
 ``decode`` never raises: malformed, unauthenticated or foreign input yields a ``Rejected`` with
@@ -47,6 +51,7 @@ class Kind(enum.IntEnum):
     OBITUARY = 3
     ALIVE = 4
     STOP = 5
+    RELEASED = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +63,7 @@ class Message:
     incarnation: int
     sequence: int
     subject: str = ""
-    """For OBITUARY: the node declared dead; empty otherwise."""
+    """For OBITUARY: the node declared dead; for RELEASED: the VIP; empty otherwise."""
     subject_incarnation: int = 0
 
 
@@ -148,7 +153,7 @@ def decode(data: bytes, *, key: bytes | None = None) -> Message | Rejected:
         except UnicodeDecodeError:
             return Rejected("subject")
         (subject_inc,) = _U64.unpack_from(data, pos + subject_len)
-    if kind_ is Kind.OBITUARY and not subject:
+    if kind_ in (Kind.OBITUARY, Kind.RELEASED) and not subject:
         return Rejected("subject")
     return Message(kind_, sender, incarnation, sequence, subject, subject_inc)
 

@@ -232,3 +232,48 @@ def test_fresh_vips_are_flagged_for_conflict_probing_only_after_sync() -> None:
     assert [g.fresh for g in first.gained] == [False]
     later = core.set_vips({"10.0.0.1": None, "10.0.0.2": None}, now=1.0)
     assert [(g.ip, g.fresh) for g in later.gained] == [("10.0.0.2", True)]
+
+
+def _two_cores() -> tuple[SpeakerCore, SpeakerCore, str]:
+    """node-a and node-b, and a VIP node-a ranks first for."""
+    ip = next(v for v in VIPS if compute_placement(v, live=["node-a", "node-b"]).owner == "node-a")
+    cores = []
+    for name in ("node-a", "node-b"):
+        core = SpeakerCore(node=name, incarnation=1, interval=INTERVAL)
+        core.set_nodes({"node-a": True, "node-b": True}, now=0.0)
+        cores.append(core)
+    return cores[0], cores[1], ip
+
+
+def test_a_transient_owner_that_gives_the_vip_up_makes_the_owner_announce_again() -> None:
+    a, b, ip = _two_cores()
+    a.set_members({"node-a": 1, "node-b": 1}, now=0.0)
+    a.set_vips({ip: None}, now=0.0)
+    assert ip in a.answering()
+    # node-b does not know node-a yet (its Lease lags): it answers and announces meanwhile.
+    b.set_members({"node-b": 1}, now=0.0)
+    b.set_vips({ip: None}, now=0.0)
+    assert ip in b.answering()
+    a.poll(now=3.0)  # node-a's announcement burst is over
+    actions = b.set_members({"node-a": 1, "node-b": 1}, now=3.0)
+    assert ip not in b.answering() and ip in actions.lost
+    (released,) = [o for o in actions.send if o.message.kind is Kind.RELEASED]
+    assert released.to == ("node-a",) and released.message.subject == ip
+    # node-b's last GARP may have come after node-a's: node-a announces again at once.
+    assert a.receive(released.message, now=3.01).announce == [ip]
+
+
+def test_a_handover_from_a_live_owner_starts_as_soon_as_it_released() -> None:
+    a, b, ip = _two_cores()
+    for core in (a, b):
+        core.set_members({"node-a": 1, "node-b": 1}, now=0.0)
+        core.set_nodes({"node-a": False, "node-b": True}, now=0.0)
+        core.set_vips({ip: None}, now=0.0)
+    assert ip in b.answering()
+    a.set_nodes({"node-a": True, "node-b": True}, now=1.0)
+    assert a.poll(now=1.0).gained == []  # waits for node-b to withdraw
+    actions = b.set_nodes({"node-a": True, "node-b": True}, now=1.0)
+    (released,) = [o for o in actions.send if o.message.kind is Kind.RELEASED]
+    a.receive(released.message, now=1.001)
+    assert a.handover_delay > 0.002
+    assert [g.ip for g in a.poll(now=1.002).gained] == [ip]

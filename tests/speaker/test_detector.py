@@ -94,3 +94,21 @@ def test_settings_are_validated() -> None:
         FailureDetector(interval=0)
     with pytest.raises(ValueError, match="misses"):
         FailureDetector(misses=1)
+
+
+def test_a_stalled_judge_declares_no_death_from_silence_it_did_not_observe() -> None:
+    det = FailureDetector(interval=0.02, misses=5)
+    det.heard("b", incarnation=1, sequence=1, now=0.0)
+    det.observed(0.01)
+    # Our loop stalled for a second (a data plane compiling): nobody read the socket, so the
+    # silence since 0.01 is ours, not b's.
+    assert det.poll(1.0) == []
+    # The drain after the stall finds b's queued heartbeats: alive.
+    det.observed(1.0)
+    det.heard("b", incarnation=1, sequence=2, now=1.0)
+    assert det.poll(1.01) == []
+    # Silence we did observe still counts.
+    det.observed(1.2)
+    (death,) = det.poll(1.2)
+    assert (death.peer, death.cause) == ("b", Cause.SILENCE)
+    assert death.at - death.last_heard == pytest.approx(0.2)

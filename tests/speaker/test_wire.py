@@ -15,8 +15,9 @@ KEY = b"secret-key"
 @pytest.mark.parametrize("key", [None, KEY])
 def test_every_kind_round_trips(key: bytes | None) -> None:
     for kind in Kind:
-        subject = "node-b" if kind in (Kind.OBITUARY, Kind.ALIVE) else ""
-        msg = Message(kind, "node-a", 2**63 + 5, 42, subject, 7 if subject else 0)
+        subject = {Kind.OBITUARY: "node-b", Kind.ALIVE: "node-b", Kind.RELEASED: "fd00::1"}
+        text = subject.get(kind, "")
+        msg = Message(kind, "node-a", 2**63 + 5, 42, text, 7 if text else 0)
         assert wire.decode(wire.encode(msg, key=key), key=key) == msg
 
 
@@ -29,9 +30,10 @@ def test_keyed_receiver_rejects_unauthenticated_and_tampered() -> None:
     assert wire.decode(wire.encode(msg, key=b"other"), key=KEY) == Rejected("bad-mac")
 
 
-def test_obituary_without_subject_is_rejected() -> None:
+@pytest.mark.parametrize("kind", [Kind.OBITUARY, Kind.RELEASED])
+def test_a_message_about_something_without_its_subject_is_rejected(kind: Kind) -> None:
     data = wire.encode(Message(Kind.HEARTBEAT, "a", 1, 1))
-    data = data[:3] + bytes((Kind.OBITUARY,)) + data[4:]
+    data = data[:3] + bytes((kind,)) + data[4:]
     assert wire.decode(data) == Rejected("subject")
 
 
