@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from openelb import __version__
+from openelb.keepalived.options import keepalived_options
 from openelb.manager.command import manager_command
 
 
@@ -69,6 +71,7 @@ main.add_command(manager_command)
 )
 @click.option("--instance", default="default", show_default=True, help="bpffs pin folder name.")
 @click.option("--metrics-port", type=int, default=None, help="Serve /metrics on this port.")
+@keepalived_options  # VIP mode (issue #8): keepalived flags, used once an Eip has protocol: vip
 def speaker(  # noqa: PLR0917 - click passes every option by name
     kubeconfig: str | None,
     node: str,
@@ -86,11 +89,14 @@ def speaker(  # noqa: PLR0917 - click passes every option by name
     dataplane: str,
     instance: str,
     metrics_port: int | None,
+    **vip_mode: Any,
 ) -> None:
-    """Run the speaker on a node: answer and announce the Layer 2 VIPs it owns."""
+    """Run the speaker on a node: announce its Layer 2 VIPs, run keepalived for VIP-mode ones."""
     from openelb.config import SpeakerSettings
+    from openelb.keepalived.options import settings_from_options
     from openelb.speaker.process import serve
 
+    keepalived = settings_from_options(vip_mode)
     try:
         settings = SpeakerSettings(
             node=node,
@@ -109,7 +115,15 @@ def speaker(  # noqa: PLR0917 - click passes every option by name
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
-    sys.exit(serve(settings, kubeconfig=kubeconfig, metrics_port=metrics_port, instance=instance))
+    sys.exit(
+        serve(
+            settings,
+            kubeconfig=kubeconfig,
+            metrics_port=metrics_port,
+            instance=instance,
+            keepalived=keepalived,
+        )
+    )
 
 
 @main.group(invoke_without_command=True)

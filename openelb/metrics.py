@@ -474,13 +474,13 @@ VRRP_STATES = ("INIT", "BACKUP", "MASTER", "FAULT", "STOP")
 VRRP_STATE = Gauge(
     "openelb_vrrp_state",
     "1 for the state a keepalived VRRP instance on this node is in, 0 for the others.",
-    ["pool", "instance", "state"],
+    ["pool", "vrrp_instance", "state"],
     registry=registry,
 )
 VRRP_TRANSITIONS = Counter(
     "openelb_vrrp_transitions_total",
     "VRRP state transitions reported by keepalived, by the state entered.",
-    ["pool", "instance", "state"],
+    ["pool", "vrrp_instance", "state"],
     registry=registry,
 )
 VRRP_FAILOVER = Histogram(
@@ -488,6 +488,12 @@ VRRP_FAILOVER = Histogram(
     "On the node taking over: from the last advert of the previous master to becoming master.",
     ["pool"],
     buckets=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 3.0, 5.0, 10.0),
+    registry=registry,
+)
+VRRP_VIPS_WAITING = Gauge(
+    "openelb_vrrp_vips_waiting",
+    "VIPs of VIP-mode Eips this node leaves out of keepalived's config, by reason.",
+    ["reason"],
     registry=registry,
 )
 KEEPALIVED_UP = Gauge(
@@ -537,6 +543,18 @@ def vrrp_failover_observed(*, pool: str, seconds: float) -> None:
     VRRP_FAILOVER.labels(pool).observe(seconds)
 
 
+_vrrp_waiting_reasons: set[str] = set()
+
+
+def vrrp_vips_waiting(counts: Mapping[str, int]) -> None:
+    """The VIPs left out now, per reason (reasons not in ``counts`` drop to 0)."""
+    for reason in _vrrp_waiting_reasons - set(counts):
+        VRRP_VIPS_WAITING.labels(reason).set(0)
+    _vrrp_waiting_reasons.update(counts)
+    for reason, count in counts.items():
+        VRRP_VIPS_WAITING.labels(reason).set(count)
+
+
 def keepalived_running(up: bool) -> None:
     KEEPALIVED_UP.set(1 if up else 0)
 
@@ -555,6 +573,21 @@ def keepalived_config_rejected() -> None:
 
 def keepalived_vips_cleaned(count: int) -> None:
     KEEPALIVED_VIPS_CLEANED.inc(count)
+
+
+# --- speaker: ownership recompute (bench: read by benchmarks/control_plane_scale.py) -------------
+
+SPEAKER_OWNERSHIP_RECOMPUTE = Histogram(
+    "openelb_speaker_ownership_recompute_seconds",
+    "Time the speaker spent re-ranking its VIPs after the set of live speakers changed.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+    registry=registry,
+)
+
+
+def ownership_recomputed(seconds: float) -> None:
+    """A membership change (a node lost, back, or excluded) was turned into VIP placements."""
+    SPEAKER_OWNERSHIP_RECOMPUTE.observe(seconds)
 
 
 __all__ = [
@@ -589,6 +622,7 @@ __all__ = [
     "VRRP_FAILOVER",
     "VRRP_STATE",
     "VRRP_TRANSITIONS",
+    "VRRP_VIPS_WAITING",
     "XdpCounters",
     "afpacket_counted",
     "dataplane_packet_module",
@@ -612,6 +646,7 @@ __all__ = [
     "manager_batch_done",
     "manager_managed",
     "manager_write_failed",
+    "ownership_recomputed",
     "register_xdp_counters",
     "registry",
     "send_failed",
@@ -619,4 +654,5 @@ __all__ = [
     "vrrp_failover_observed",
     "vrrp_instance_removed",
     "vrrp_state_entered",
+    "vrrp_vips_waiting",
 ]

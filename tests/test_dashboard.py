@@ -7,11 +7,13 @@ import re
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.metrics_core import Metric
 
 from openelb import metrics
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "deploy" / "grafana" / "openelb-dashboard.json"
+RESERVED = {"instance", "job"}
 METRIC = re.compile(r"\bopenelb_[a-z0-9_]+")
 SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -65,3 +67,26 @@ def test_every_query_names_a_metric_the_code_exports() -> None:
         assert used, f"panel {title!r} queries no openelb metric: {expr}"
         missing += [f"{title}: {name}" for name in used if name not in names]
     assert not missing, "dashboard queries metrics nobody exports:\n" + "\n".join(missing)
+
+
+def test_no_metric_has_a_label_prometheus_sets_on_every_target() -> None:
+    # Prometheus adds `instance` and `job` to every series it scrapes; a metric's own label of
+    # that name is renamed to exported_instance and the dashboard's "by node" breaks.
+    clashing = []
+    for name in dir(metrics):
+        metric = getattr(metrics, name)
+        if isinstance(metric, MetricWrapperBase):
+            clashing += [f"{name}.{label}" for label in metric._labelnames if label in RESERVED]
+    assert not clashing
+
+
+def test_vrrp_panels_name_the_keepalived_instance_by_its_own_label() -> None:
+    vrrp = [expr for title, expr in queries() if "openelb_vrrp_" in expr]
+    legends = json.loads(DASHBOARD.read_text())
+    texts = [
+        target.get("legendFormat", "")
+        for panel in legends["panels"]
+        for target in panel.get("targets", [])
+        if "openelb_vrrp_" in target["expr"]
+    ]
+    assert vrrp and all("vrrp_instance" in t for t in texts)

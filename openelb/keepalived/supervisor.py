@@ -120,6 +120,8 @@ class KeepalivedSupervisor:
         self._proc: subprocess.Popen[bytes] | None = None
         self._started_at = 0.0
         self._config_text: str | None = None
+        self._rejected_text: str | None = None
+        self._rejected_error = ""
         self._vips: dict[str, set[str]] = {}
         self._stopping = threading.Event()
         self._monitor: threading.Thread | None = None
@@ -219,12 +221,17 @@ class KeepalivedSupervisor:
                 self._vips = {}
                 self._write_held({})
                 return ApplyResult(True, "stopped")
+            if text == self._rejected_text:
+                # The control loop re-applies on every watch event: judge a config only once.
+                return ApplyResult(False, "rejected", self._rejected_error)
             error = self.validate(text)
             if error:
                 self.last_error = error
+                self._rejected_text, self._rejected_error = text, error
                 metrics.keepalived_config_rejected()
                 log.error("keeping the previous keepalived config: %s", error)
                 return ApplyResult(False, "rejected", error)
+            self._rejected_text = None
             # Record the union first: until the reload finishes either set may be on the NIC.
             previous = self._vips
             self._vips = {ifname: set(addrs) for ifname, addrs in vips.items()}

@@ -335,9 +335,16 @@ class LabCluster:
             str(host.ipv4.ip),
             "--instance",
             f"{self.testbed.run_id}-{host.name}",
+            # VIP mode: nodes share this machine's /run, so each keeps keepalived's files apart.
+            "--keepalived-dir",
+            str(self.keepalived_dir(host.name)),
             *args,
         ]
         return host.spawn(cmd, name=f"speaker-{host.name}", env=_env())
+
+    def keepalived_dir(self, node: str) -> Path:
+        """Where the speaker of ``node`` keeps keepalived's config, pid files and FIFO."""
+        return self.workdir / f"keepalived-{node}"
 
     def prepare_native_xdp(self) -> None:
         """Attach an XDP_PASS program to every node's switch port: a veth whose peer answers

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openelb import metrics
-from openelb.config import SpeakerSettings
+from openelb.config import KeepalivedSettings, SpeakerSettings
 from openelb.dataplane import packet
 from openelb.dataplane.announcing import AnnounceSender
 from openelb.dataplane.responder import (
@@ -54,6 +54,7 @@ from openelb.speaker.interfaces import InterfaceError, resolve_interface, subnet
 from openelb.speaker.lease import SpeakerLease
 from openelb.speaker.membership import EVERYONE
 from openelb.speaker.records import SpeakerRecord, node_of_lease, owner_of_mac, parse_record
+from openelb.speaker.vipmode import VipInputs, VipMode
 from openelb.speaker.wire import Kind
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class SpeakerNode:
         api: KubeApi,
         responder_factory: ResponderFactory | None = None,
         instance: str = "default",
+        keepalived: KeepalivedSettings | None = None,
     ) -> None:
         if not settings.node:
             raise ValueError("the speaker needs its node name (--node or $NODE_NAME)")
@@ -125,6 +127,13 @@ class SpeakerNode:
         self._phases: list[tuple[str, float]] = []
         self.announced: dict[str, int] = {}
         """Announcements sent per VIP (tests and the lab read it)."""
+        # VIP mode (protocol: vip): keepalived, driven from the same watches on its own thread.
+        self.vip = VipMode(
+            node=self.node,
+            settings=keepalived or KeepalivedSettings(),
+            events=self.events,
+            service=self._service,
+        )
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -159,6 +168,7 @@ class SpeakerNode:
             key=s.heartbeat_key.encode() or None,
         )
         self._resolve_interfaces()
+        self.vip.resolve(self.caches["eips"].items())
         self.lease = SpeakerLease(
             self.api, namespace=s.lease_namespace, record=self._record(), duration=s.lease_duration
         ).start()
@@ -184,6 +194,7 @@ class SpeakerNode:
         """Withdraw, say goodbye, delete the Lease (graceful) and release everything."""
         if graceful and self.transport is not None:
             self._apply(self.core.stop(), now=time.monotonic())
+        self.vip.close()  # keepalived releases its VIPs before the Lease goes
         if self.transport is not None:
             self.transport.close()
             self.transport = None
@@ -304,6 +315,8 @@ class SpeakerNode:
         self._event_at = self._dirty_since
         self._dirty_since = None
         self._resolve_interfaces()
+        if self.vip.resolve(self.caches["eips"].items()) and self.lease is not None:
+            self.lease.update(self._record())
         records: dict[str, SpeakerRecord] = {}
         healthy = self.lease is not None and self.lease.failing == 0
         for lease in self.caches["leases"].items():
@@ -329,6 +342,15 @@ class SpeakerNode:
         )
         self._facts = _Facts(
             plans=plans, records=records, addresses={n: r.heartbeat for n, r in records.items()}
+        )
+        self.vip.update(
+            VipInputs(
+                services=self.caches["services"].items(),
+                eips=self.caches["eips"].items(),
+                slices=self.caches["slices"].items(),
+                nodes=self.caches["nodes"].items(),
+                records=records,
+            )
         )
         actions = self.core.set_nodes(node_eligibility(self.caches["nodes"].items()), now=now)
         actions.merge(
@@ -425,9 +447,13 @@ class SpeakerNode:
             node=self.node,
             heartbeat=address,
             incarnation=self.core.incarnation,
-            interfaces=dict(self._interfaces),
+            interfaces={**self.vip.interfaces(), **self._interfaces},
             macs={nic: mac for nic, mac in self._macs.items() if nic in self._interfaces.values()},
         )
+
+    def _service(self, key: str) -> Service | None:
+        cache = self.caches.get("services")
+        return cache.get(key) if cache is not None else None
 
     def _node_address(self) -> str:
         node = self.caches["nodes"].get(self.node)

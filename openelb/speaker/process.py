@@ -14,7 +14,7 @@ import sys
 import threading
 from types import FrameType
 
-from openelb.config import SpeakerSettings
+from openelb.config import KeepalivedSettings, SpeakerSettings
 from openelb.kube.client import connect
 from openelb.kube.errors import KubeConfigError
 from openelb.speaker.node import SpeakerNode
@@ -28,6 +28,7 @@ def serve(
     kubeconfig: str | None,
     metrics_port: int | None,
     instance: str,
+    keepalived: KeepalivedSettings | None = None,
 ) -> int:
     """Run until a signal; the exit code (2 on bad configuration)."""
     logging.basicConfig(
@@ -53,7 +54,7 @@ def serve(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    node = SpeakerNode(settings=settings, api=api, instance=instance)
+    node = SpeakerNode(settings=settings, api=api, instance=instance, keepalived=keepalived)
     try:
         node.start()
     except (TimeoutError, ValueError, OSError) as exc:

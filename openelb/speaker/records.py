@@ -7,6 +7,7 @@ other speakers what they need to reach the same decisions and to talk to it:
 - ``speaker.openelb.io/incarnation``: its incarnation (grows across restarts and refutations);
 - ``speaker.openelb.io/interfaces``: JSON ``{eip: nic}``, the NIC each Layer 2 Eip is announced
   on *on this node* (``can_reach:`` resolves per node; an Eip missing here means "not eligible");
+  VIP-mode Eips are listed too, with the NIC keepalived puts their VIPs on;
 - ``speaker.openelb.io/macs``: JSON ``{nic: mac}``, so a conflict seen in the data plane can be
   attributed to the speaker owning that MAC.
 

@@ -64,10 +64,13 @@ def test_state_table_reports_per_vip_changes_metrics_and_failover() -> None:
     assert changes[0].failover is not None and abs(changes[0].failover - 0.3) < 1e-9
     assert table.held() == {"10.250.0.200", "10.250.0.201"}
     assert table.record(Transition("unknown", VrrpState.MASTER, 1, 0)) == []
-    assert _sample("openelb_vrrp_state", pool="st1", instance=name, state="MASTER") == 1
-    assert _sample("openelb_vrrp_state", pool="st1", instance=name, state="BACKUP") == 0
-    assert _sample("openelb_vrrp_transitions_total", pool="st1", instance=name, state="MASTER") == 1
+    assert _sample("openelb_vrrp_state", pool="st1", vrrp_instance=name, state="MASTER") == 1
+    assert _sample("openelb_vrrp_state", pool="st1", vrrp_instance=name, state="BACKUP") == 0
+    assert (
+        _sample("openelb_vrrp_transitions_total", pool="st1", vrrp_instance=name, state="MASTER")
+        == 1
+    )
     assert _sample("openelb_vrrp_failover_duration_seconds_count", pool="st1") == 1
     table.set_plan(plan(state("a"), KeepalivedSettings()))
     assert table.vip_states() == {}
-    assert _sample("openelb_vrrp_state", pool="st1", instance=name, state="MASTER") is None
+    assert _sample("openelb_vrrp_state", pool="st1", vrrp_instance=name, state="MASTER") is None
