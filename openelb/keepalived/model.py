@@ -247,6 +247,11 @@ def plan(state: DesiredState, settings: KeepalivedSettings) -> Plan:
                 address = addresses.address(key.family) if addresses is not None else None
                 if address is not None:
                     peers.append(address)
+            if not peers and source is not None:
+                # Alone, it advertises to itself: keepalived reads unicast keywords without peers
+                # as multicast, and a reload between the two resets the instance (its VIP goes
+                # for ~3 adverts) just when the last other node leaves or the first one returns.
+                peers.append(source)
         priority, preferred = rank_priority(
             node=state.node, eligible=key.eligible, router_id=key.router_id, settings=settings
         )

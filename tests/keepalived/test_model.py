@@ -80,9 +80,9 @@ def test_node_not_eligible_runs_no_instance() -> None:
     assert p.instances == () and p.issues == ()
 
 
-def test_single_eligible_node_has_no_peers() -> None:
+def test_single_eligible_node_advertises_to_itself_to_stay_unicast() -> None:
     (inst,) = plan(state("a", vip("10.250.0.200", eligible=("a",))), SETTINGS).instances
-    assert inst.peers == () and inst.priority == SETTINGS.priority_top
+    assert inst.peers == (inst.source,) and inst.priority == SETTINGS.priority_top
 
 
 def test_same_router_id_with_another_node_set_is_a_conflict_on_every_node() -> None:
