@@ -14,14 +14,15 @@ Measured, in one run:
 
 - *all addressed*: the Services are created one after another; from the first create until
   every Service shows an ingress IP (the manager's work, with the speakers watching);
-- *all answered*: until the speakers together own every VIP (``openelb_speaker_vips_owned``
-  summed over the speakers' /metrics);
+- *all answered*: until every speaker answers for exactly the VIPs the ranking gives it
+  (``openelb_speaker_vips_owned`` on each speaker's /metrics against the placement computed
+  here from the Services' IPs: nothing unanswered, nothing held twice);
 - RSS (VmRSS, and peak VmHWM, from /proc) of the manager and of every speaker;
 - a node loss: one speaker is SIGKILLed; every survivor's own measurement of the ownership
-  recompute it did (``openelb_speaker_ownership_recompute_seconds``, the time the speaker spent
-  re-ranking the VIPs when the membership changed), how long until the survivors own every VIP
-  again, and the speakers' ``openelb_speaker_failover_seconds`` (dead owner's last heartbeat
-  -> takeover announcement) for the VIPs that moved;
+  recompute it did (``openelb_speaker_ownership_recompute_seconds``: re-ranking the VIPs when
+  the membership changed and turning the moves into actions), how long until the survivors
+  answer for exactly their new share, and the speakers' ``openelb_speaker_failover_seconds``
+  (dead owner's last heartbeat -> takeover announcement) for the VIPs that moved;
 - the baseline measured in the same run: the same recompute done in this process on a bare
   ``OwnershipTable`` (the pure algorithm, no speaker around it).
 
@@ -48,7 +49,7 @@ from openelb.kube.errors import AlreadyExists
 from openelb.kube.resources import EIPS, NAMESPACES, NODES, SERVICES
 from openelb.lab.benchresult import Row, Target, exit_code, say, table, write_result
 from openelb.lab.netns import Host, Process, Testbed, in_netns
-from openelb.speaker.ownership import OwnershipTable
+from openelb.speaker.ownership import OwnershipTable, compute_placement
 
 API_PORT = 6443
 METRICS_PORT = 9473
@@ -103,8 +104,26 @@ class Scraper:
                 result[node.name] = self.samples(node)
         return result
 
-    def owned(self, nodes: list[Host] | None = None) -> int:
-        return int(sum(m.get("openelb_speaker_vips_owned", 0) for m in self.all(nodes).values()))
+    def owned(self, nodes: list[Host] | None = None) -> dict[str, int]:
+        """VIPs each reachable speaker answers for right now."""
+        return {
+            name: int(m.get("openelb_speaker_vips_owned", 0)) for name, m in self.all(nodes).items()
+        }
+
+    def converged(self, expected: dict[str, int]) -> bool:
+        """Every speaker answers for exactly the VIPs the ranking gives it: no VIP unanswered,
+        none answered twice (a sum alone would hide a speaker holding VIPs it should not)."""
+        return self.owned([n for n in self.nodes if n.name in expected]) == expected
+
+
+def expected_counts(ips: list[str], live: list[str]) -> dict[str, int]:
+    """How many of ``ips`` each live node owns by the ranking rule (computed from scratch)."""
+    counts = dict.fromkeys(live, 0)
+    for ip in ips:
+        owner = compute_placement(ip, live=live).owner
+        if owner is not None:
+            counts[owner] += 1
+    return counts
 
 
 def _wait(what: str, check: Any, *, timeout: float, every: float) -> float:
@@ -117,22 +136,24 @@ def _wait(what: str, check: Any, *, timeout: float, every: float) -> float:
     return time.monotonic()
 
 
-def _addressed(api: KubeApi) -> int:
+def _ingress_ips(api: KubeApi) -> list[str]:
     items, _ = api.list(SERVICES, namespace="default", page_size=2000)
-    return sum(
-        1 for item in items if ((item.get("status") or {}).get("loadBalancer") or {}).get("ingress")
-    )
+    return [
+        str(ingress[0]["ip"])
+        for item in items
+        if (ingress := ((item.get("status") or {}).get("loadBalancer") or {}).get("ingress"))
+    ]
 
 
-def pure_recompute_ms(vips: int, nodes: list[str], lost: str, repeats: int = 5) -> list[float]:
+def pure_recompute_ms(ips: list[str], nodes: list[str], lost: str, repeats: int = 5) -> list[float]:
     """The baseline: the same node loss on a bare OwnershipTable in this process."""
     times = []
     for _ in range(repeats):
         table_ = OwnershipTable()
         for n in nodes:
             table_.set_node_live(n, True)
-        for i in range(vips):
-            table_.set_vip(f"10.96.{100 + i // 256}.{i % 256}")
+        for ip in ips:
+            table_.set_vip(ip)
         start = time.perf_counter()
         table_.set_node_live(lost, False)
         times.append((time.perf_counter() - start) * 1000)
@@ -267,12 +288,14 @@ def measure(rig: Rig, args: argparse.Namespace) -> tuple[list[Row], dict[str, An
                 say(f"  created {i + 1:,} in {time.monotonic() - start:.1f} s")
         created = time.monotonic() - start
         every = 0.25 if n <= 1000 else 1.0
-        addressed = _wait("every Service addressed", lambda: _addressed(api) >= n,
+        addressed = _wait("every Service addressed", lambda: len(_ingress_ips(api)) >= n,
                           timeout=args.timeout, every=every) - start  # fmt: skip
         say(f"  all {n:,} addressed {addressed:.1f} s after the first create")
-    answered = _wait("every VIP answered", lambda: scraper.owned() >= n,
+        ips = _ingress_ips(api)
+    expected = expected_counts(ips, [h.name for h in rig.nodes])
+    answered = _wait("every VIP answered by its owner", lambda: scraper.converged(expected),
                      timeout=args.timeout, every=every) - start  # fmt: skip
-    say(f"  all {n:,} VIPs answered by the speakers {answered:.1f} s after the first create")
+    say(f"  all {n:,} VIPs answered by their owners {answered:.1f} s after the first create")
     time.sleep(2.0)  # announcement bursts of the last VIPs end; steady state
     rss = rig.rss()
     facts["rss_mb"] = rss
@@ -280,13 +303,13 @@ def measure(rig: Rig, args: argparse.Namespace) -> tuple[list[Row], dict[str, An
 
     # A node loss: the speaker of the node owning the most VIPs is SIGKILLed.
     before = scraper.all()
-    owned = {name: m.get("openelb_speaker_vips_owned", 0.0) for name, m in before.items()}
-    victim = max(owned, key=lambda k: owned[k])
+    victim = max(expected, key=lambda k: expected[k])
     survivors = [h for h in rig.nodes if h.name != victim]
-    say(f"  SIGKILL the speaker of {victim} ({owned[victim]:.0f} VIPs)")
+    after_loss = expected_counts(ips, [h.name for h in survivors])
+    say(f"  SIGKILL the speaker of {victim} ({expected[victim]} VIPs)")
     lost_at = time.monotonic()
     rig.speakers[victim].signal(signal.SIGKILL)
-    retaken = _wait("every VIP answered again", lambda: scraper.owned(survivors) >= n,
+    retaken = _wait("every VIP answered again", lambda: scraper.converged(after_loss),
                     timeout=args.timeout, every=0.1) - lost_at  # fmt: skip
     time.sleep(1.0)
     after = scraper.all(survivors)
@@ -304,13 +327,13 @@ def measure(rig: Rig, args: argparse.Namespace) -> tuple[list[Row], dict[str, An
         say("  warning: the speakers export no openelb_speaker_ownership_recompute_seconds")
     facts.update(
         victim=victim,
-        victim_vips=owned[victim],
+        victim_vips=expected[victim],
         slow_loops_before_loss=slow_before_loss,
         slow_loops_total=rig.slow_loops(),
         slow_loop_examples=rig.slow_loop_lines(),
         created_s=created,
     )
-    pure = pure_recompute_ms(n, [h.name for h in rig.nodes], victim)
+    pure = pure_recompute_ms(ips, [h.name for h in rig.nodes], victim)
     speaker_rss = [v["VmRSS"] for k, v in rss.items() if k.startswith("speaker") and "VmRSS" in v]
     speaker_peak = [v["VmHWM"] for k, v in rss.items() if k.startswith("speaker") and "VmHWM" in v]
     manager = rss.get("manager", {})

@@ -72,9 +72,18 @@ def _row(raw: Mapping[str, Any]) -> Row:
     )
 
 
+def benchmark_name(path: Path) -> str:
+    """The script a result file belongs to: ``<name>-<stamp>.json`` with the stamp dropped and
+    dashes read as underscores (``dataplane-afpacket-<stamp>`` is ``dataplane_afpacket``'s)."""
+    stem = path.name.removesuffix(".json")
+    head, _, stamp = stem.rpartition("-")
+    name = head if head and stamp[:1].isdigit() else stem
+    return name.replace("-", "_")
+
+
 def read_result(path: Path) -> Result:
     """Read one result file; a malformed one yields a Result that names its problem."""
-    name = path.name.split("-", 1)[0]
+    name = benchmark_name(path)
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -114,7 +123,7 @@ def newest_results(results_dir: Path, *, since: float | None = None) -> dict[str
         mtime = path.stat().st_mtime
         if since is not None and mtime < since:
             continue
-        name = path.name.split("-", 1)[0]
+        name = benchmark_name(path)
         if name not in newest or mtime > newest[name][0]:
             newest[name] = (mtime, path)
     return {name: read_result(path) for name, (_, path) in sorted(newest.items())}
