@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from openelb.lab.benchresult import percentile
+
 
 @dataclass(frozen=True)
 class Row:
@@ -34,6 +36,8 @@ class Row:
     samples: tuple[float, ...]
     target: str
     verdict: str
+    p99: float | None = None
+    """The result's own p99 if it wrote one, else the nearest-rank p99 of the samples."""
 
 
 @dataclass(frozen=True)
@@ -62,13 +66,18 @@ def _row(raw: Mapping[str, Any]) -> Row:
     samples = raw.get("samples")
     numbers = [_number(v) for v in samples] if isinstance(samples, list) else []
     target = raw.get("target")
+    kept = tuple(v for v in numbers if v is not None)
+    p99 = _number(raw.get("p99"))
+    if p99 is None and kept:
+        p99 = percentile(kept, 0.99)
     return Row(
         name=str(raw.get("name", "?")),
         unit=str(raw.get("unit", "")),
         median=_number(raw.get("median")),
-        samples=tuple(v for v in numbers if v is not None),
+        samples=kept,
         target="" if target is None else str(target),
         verdict=str(raw.get("verdict") or ""),
+        p99=p99,
     )
 
 
@@ -193,14 +202,15 @@ def render_markdown(
         if result.rows:
             lines += [
                 "",
-                "| what | median | min | max | n | target | verdict |",
-                "|---|---|---|---|---|---|---|",
+                "| what | median | p99 | min | max | n | target | verdict |",
+                "|---|---|---|---|---|---|---|---|",
             ]
             for row in result.rows:
                 low = min(row.samples) if row.samples else None
                 high = max(row.samples) if row.samples else None
                 lines.append(
-                    f"| {_cell(row.name)} | {_fmt(row.median)} {row.unit} | {_fmt(low)} | "
+                    f"| {_cell(row.name)} | {_fmt(row.median)} {row.unit} | {_fmt(row.p99)} | "
+                    f"{_fmt(low)} | "
                     f"{_fmt(high)} | {len(row.samples)} | {_cell(row.target)} | {row.verdict} |"
                 )
         if result.ratios:
