@@ -41,12 +41,6 @@ def _all_have_addresses(api: KubeApi, names: list[str]) -> bool:
     return all(ingress_of(api, name) for name in names)
 
 
-@pytest.mark.xfail(
-    reason="known bug under investigation (#4): after injected faults and an apiserver restart "
-    "the manager sometimes never reports idle although every Service has its address; remove this "
-    "mark with the fix",
-    strict=False,
-)
 def test_errors_conflicts_dropped_watches_and_a_restart_lose_nothing(
     api: KubeApi, apiserver: ApiServer
 ) -> None:
