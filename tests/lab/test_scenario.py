@@ -28,6 +28,11 @@ def test_the_lab_story_assigns_answers_and_fails_over(dataplane: str, failure: s
     assert "IP assigned: 10.250.0.200" in text
     assert "datagrams answered" in text
     assert "took over" in text
+    assert "(agrees with the client)" in text  # openelb status names the node the client reached
+    assert "What the metrics say" in text
+    assert "owns 1 VIP(s)" in text  # the new owner's metrics, scraped inside its namespace
+    if failure == "link":
+        assert "took over 1x in" in text  # its failover histogram
     assert "torn down" in text
     run_id = text.split("namespaces ", 1)[1].split("-*", 1)[0]
     assert not [ns for ns in list_netns() if ns.startswith(run_id)]  # nothing left behind
