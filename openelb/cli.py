@@ -13,14 +13,6 @@ from openelb.keepalived.options import keepalived_options
 from openelb.manager.command import manager_command
 
 
-def _not_implemented(what: str, issue: int) -> None:
-    click.echo(
-        f"openelb {what}: not implemented yet (tracked in issue #{issue}).",
-        err=True,
-    )
-    sys.exit(2)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """openelb: a bare-metal load balancer for Kubernetes (Layer 2 and VIP modes)."""

@@ -575,6 +575,21 @@ def keepalived_vips_cleaned(count: int) -> None:
     KEEPALIVED_VIPS_CLEANED.inc(count)
 
 
+# --- speaker: ownership recompute (bench: read by benchmarks/control_plane_scale.py) -------------
+
+SPEAKER_OWNERSHIP_RECOMPUTE = Histogram(
+    "openelb_speaker_ownership_recompute_seconds",
+    "Time the speaker spent re-ranking its VIPs after the set of live speakers changed.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+    registry=registry,
+)
+
+
+def ownership_recomputed(seconds: float) -> None:
+    """A membership change (a node lost, back, or excluded) was turned into VIP placements."""
+    SPEAKER_OWNERSHIP_RECOMPUTE.observe(seconds)
+
+
 __all__ = [
     "BUILD_INFO",
     "DATAPLANE_AFPACKET_PACKETS",
@@ -631,6 +646,7 @@ __all__ = [
     "manager_batch_done",
     "manager_managed",
     "manager_write_failed",
+    "ownership_recomputed",
     "register_xdp_counters",
     "registry",
     "send_failed",

@@ -31,11 +31,11 @@ ORDER = (
     "apiserver",
     "leader_election",
     "manager_scale",
-    "announce",
+    "announce_latency",
     "failover_l2",
     "failover_vip",
     "failover",
-    "control_plane",
+    "control_plane_scale",
 )
 """Cheap, CPU-only benchmarks first; the long namespace ones (failover) last."""
 
@@ -43,10 +43,12 @@ QUICK_ARGS: dict[str, tuple[str, ...]] = {
     "ipam": ("--repeats", "3"),
     "failover_vip": ("--runs", "5"),
     "failover_l2": ("--runs", "5"),
-    "failover": ("--runs", "5"),
     "leader_election": ("--runs", "3"),
     "manager_scale": ("--services", "500"),
-    "announce": ("--services", "20"),
+    # bench: the announce/failover/control-plane suite (quick: fewer runs, smaller scale)
+    "announce_latency": ("--services", "50"),
+    "failover": ("--runs", "3"),
+    "control_plane_scale": ("--services", "1000", "--nodes", "3"),
 }
 
 

@@ -57,6 +57,17 @@ class FencedWriter:
         body["status"] = ingress_status(body.get("status"), ips)
         return self._api.replace(SERVICES, body, subresource="status")
 
+    def read_service(self, namespace: str, name: str) -> dict[str, Any]:
+        """The Service as stored now (after a 409: the cache may lag, e.g. after a dropped watch).
+
+        Reads are not fenced: they change nothing.
+        """
+        return self._api.get(SERVICES, name, namespace=namespace)
+
+    def read_eip(self, name: str) -> dict[str, Any]:
+        """The Eip as stored now (after a 409 on its status)."""
+        return self._api.get(EIPS, name)
+
     def set_eip_status(self, raw: Raw, status: dict[str, Any]) -> dict[str, Any]:
         """Replace an Eip's status as a whole (so keys that left ``used`` really go)."""
         self._check()

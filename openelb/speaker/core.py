@@ -22,9 +22,11 @@ Order of effects, which is what keeps a handover clean:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from openelb import metrics
 from openelb.speaker.announcing import AnnounceScheduler
 from openelb.speaker.detector import Death, FailureDetector
 from openelb.speaker.membership import Membership, Outgoing, Reaction
@@ -256,14 +258,20 @@ class SpeakerCore:
         return actions
 
     def _refresh_liveness(self, now: float, *, deaths: Iterable[Death] = ()) -> Actions:
+        started = time.perf_counter()
         alive = self.membership.alive()
         changes: list[OwnershipChange] = []
-        known = set(self._node_ok) | set(alive) | set(self.table.live_nodes())
+        live_before = set(self.table.live_nodes())
+        known = set(self._node_ok) | live_before | set(alive)
         for node in sorted(known):
             live = node in alive and self._node_ok.get(node, False)
             changes += self.table.set_node_live(node, live)
         dead = {d.peer: d for d in deaths}
-        return self._apply(changes, now, deaths=dead)
+        actions = self._apply(changes, now, deaths=dead)
+        if set(self.table.live_nodes()) != live_before:
+            # Only real membership changes: this runs on every watch change too.
+            metrics.ownership_recomputed(time.perf_counter() - started)
+        return actions
 
     def _apply(
         self, changes: list[OwnershipChange], now: float, *, deaths: Mapping[str, Death]

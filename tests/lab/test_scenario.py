@@ -10,17 +10,9 @@ from openelb.lab.scenario import LabOptions, run_lab
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 
-XDP_START_RACE = pytest.mark.xfail(
-    reason="speaker bug being fixed (#6): opening the XDP data plane (~0.6 s bcc compile) stalls "
-    "the control loop when the first VIP arrives, both speakers declare each other dead, and the "
-    "rightful owner's announce is held back 30 s by conflict detection against its peer's MAC",
-    strict=False,
-)
-
-
 @pytest.mark.parametrize(
     ("dataplane", "failure"),
-    [("afpacket", "link"), pytest.param("xdp-native", "graceful", marks=XDP_START_RACE)],
+    [("afpacket", "link"), ("xdp-native", "graceful")],
 )
 def test_the_lab_story_assigns_answers_and_fails_over(dataplane: str, failure: str) -> None:
     if dataplane.startswith("xdp"):

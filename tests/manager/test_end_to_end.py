@@ -25,6 +25,7 @@ from tests.manager.harness import (
     ingress_of,
     running_manager,
     wait_for,
+    wait_idle,
     warning_reasons,
 )
 from tests.manager.objects import eip, service
@@ -235,7 +236,7 @@ def test_restart_keeps_every_address_and_writes_nothing(api: KubeApi) -> None:
     eip_before = api.get(EIPS, "pool")
     with running_manager(api, identity="second") as second:
         wait_for("second leads and rebuilt", second.manager.synced.is_set)
-        wait_for("queue drained", second.manager.idle)
+        wait_idle(second.manager)
     after = {n: get_service(api, n) for n in names}
     assert {n: ingress_of(api, n) for n in names} == {
         n: tuple(i["ip"] for i in before[n]["status"]["loadBalancer"]["ingress"])

@@ -25,6 +25,7 @@ from tests.manager.harness import (
     ingress_of,
     running_manager,
     wait_for,
+    wait_idle,
 )
 from tests.manager.objects import eip, service
 
@@ -73,7 +74,7 @@ def test_errors_conflicts_dropped_watches_and_a_restart_lose_nothing(
         api.delete(SERVICES, names[3], namespace="default")
         alive = [n for n in names if n != names[3]]
         wait_for("every Service addressed", lambda: _all_have_addresses(api, alive), timeout=60)
-        wait_for("idle", run.manager.idle, timeout=30)
+        wait_idle(run.manager, timeout=30)
         holders = wait_for("consistent statuses", lambda: _consistent(api), timeout=30)
     assert len(holders) == len(alive)
 
@@ -161,6 +162,6 @@ def test_managers_killed_mid_reconcile_never_give_an_address_twice(
         _no_address_twice(api)
     with running_manager(api, identity="survivor") as run:
         wait_for("every Service addressed", lambda: _all_have_addresses(api, names), timeout=60)
-        wait_for("idle", run.manager.idle, timeout=30)
+        wait_idle(run.manager, timeout=30)
         holders = wait_for("consistent statuses", lambda: _consistent(api), timeout=30)
     assert sum(len(h) for h in holders.values()) == len(names)

@@ -1,0 +1,45 @@
+"""The shared result shape of the benchmarks: percentiles, verdicts, the file the report reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from openelb.lab.benchreport import read_result
+from openelb.lab.benchresult import Row, Target, exit_code, percentile, table, write_result
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 21)]
+    assert percentile(values, 0.5) == 10.0
+    assert percentile(values, 0.99) == 20.0  # p99 of 20 samples is the worst one
+    assert percentile([3.0], 0.99) == 3.0
+    with pytest.raises(ValueError):
+        percentile([], 0.5)
+
+
+def test_a_row_is_met_only_when_every_target_holds() -> None:
+    row = Row("gap", "ms", [100.0, 120.0, 300.0], (Target(150.0, "p50"), Target(250.0, "p99")))
+    assert row.stat("p50") == 120.0
+    assert row.verdict == "MISSED"  # p99 = 300
+    assert Row("gap", "ms", [100.0, 120.0], (Target(150.0, "p50"),)).verdict == "met"
+    assert Row("gap", "ms", [], (Target(1.0),)).verdict == "no samples"
+    assert Row("info", "ms", [1.0]).verdict == ""
+    assert exit_code([row]) == 1
+    assert exit_code([Row("info", "ms", [1.0])]) == 0
+
+
+def test_written_result_is_read_back_by_the_report(tmp_path: Path) -> None:
+    rows = [Row("gap", "ms", [1.0, 2.0, 3.0], (Target(5.0, "p99"),), extra={"lost": [0, 1, 2]})]
+    path = write_result(
+        "demo", rows=rows, ratios={"a / b": 0.5, "bad": float("nan")}, results_dir=tmp_path
+    )
+    result = read_result(path)
+    assert result.benchmark == "demo"
+    assert result.problems == ()
+    assert result.rows[0].median == 2.0
+    assert result.rows[0].verdict == "met"
+    assert result.rows[0].target == "p99 < 5 ms"
+    assert result.ratios == (("a / b", 0.5),)
+    assert "gap" in table(rows, title="demo")
