@@ -13,14 +13,6 @@ from openelb.keepalived.options import keepalived_options
 from openelb.manager.command import manager_command
 
 
-def _not_implemented(what: str, issue: int) -> None:
-    click.echo(
-        f"openelb {what}: not implemented yet (tracked in issue #{issue}).",
-        err=True,
-    )
-    sys.exit(2)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """openelb: a bare-metal load balancer for Kubernetes (Layer 2 and VIP modes)."""
@@ -228,11 +220,40 @@ def bench(only: tuple[str, ...], quick: bool, timeout: float, out: Path | None) 
     sys.exit(run_suite(only=only, quick=quick, timeout=timeout, out_dir=out))
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def status(args: tuple[str, ...]) -> None:
+@main.command()
+@click.option(
+    "--kubeconfig",
+    default=None,
+    help="Kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config).",
+)
+@click.option("--context", default=None, help="Context in the kubeconfig.")
+@click.option(
+    "--lease-namespace",
+    default="openelb-system",
+    show_default=True,
+    envvar="OPENELB_NAMESPACE",
+    help="Where the manager's and speakers' Leases live.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(
+    kubeconfig: str | None, context: str | None, lease_namespace: str, as_json: bool
+) -> None:
     """Show pools, Services and which node announces each VIP."""
-    _not_implemented("status", 7)
+    from openelb.kube.client import connect
+    from openelb.kube.errors import KubeConfigError, KubeError
+    from openelb.status import collect, render
+
+    try:
+        api = connect(kubeconfig, context=context)
+    except KubeConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        result = collect(api, namespace=lease_namespace)
+    except KubeError as exc:
+        raise click.ClickException(f"cannot read the cluster at {api.host}: {exc}") from exc
+    finally:
+        api.close()
+    click.echo(result.as_json() if as_json else render(result))
 
 
 if __name__ == "__main__":

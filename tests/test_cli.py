@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -36,11 +37,15 @@ def test_version_explains_why_xdp_is_not_usable_without_root(
     assert "xdp: not usable: not root" in result.output
 
 
-@pytest.mark.parametrize("command", ["status"])
-def test_unimplemented_commands_say_so_and_fail(command: str) -> None:
-    result = CliRunner().invoke(main, [command])
+def test_status_without_any_cluster_configuration_says_what_it_tried(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    result = CliRunner().invoke(main, ["status"])
     assert result.exit_code != 0
-    assert "not implemented yet" in result.output
+    assert "no Kubernetes configuration found" in result.output
 
 
 def test_speaker_needs_a_node_name_and_refuses_bad_settings() -> None:

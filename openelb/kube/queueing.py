@@ -4,6 +4,11 @@ Semantics as client-go's workqueue, which reconcilers are written against: a key
 before a worker takes it is processed once; a key is never processed by two workers at once (an
 add while it is processed is held until ``done``); failures are retried with capped, jittered,
 per-key exponential backoff until ``forget``.
+
+A key waits for at most one delayed add (the earliest wins, as in client-go's delaying queue),
+and taking a key cancels its delayed add: processing it decides afresh whether it needs another
+retry. Without that, retries of a key that has since succeeded linger for up to the backoff cap
+and a queue that has nothing left to do still looks busy.
 """
 
 from __future__ import annotations
@@ -13,12 +18,32 @@ import itertools
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 
 from openelb.kube.backoff import Backoff
 
 
 class ShutDown(Exception):  # noqa: N818 (a signal, not an error)
     """Raised by :meth:`KeyQueue.get` once the queue was shut down and drained of nothing."""
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """What a queue holds at one instant (to say why work is not finished)."""
+
+    queued: tuple[str, ...]
+    """Keys ready to be taken, in order."""
+    delayed: tuple[tuple[str, float], ...]
+    """Keys waiting for a delayed add, with the seconds left, soonest first."""
+    processing: tuple[str, ...]
+    """Keys taken by a worker and not ``done`` yet."""
+    failures: tuple[tuple[str, int], ...]
+    """Keys with consecutive failures recorded (not ``forget``-ed yet)."""
+
+    @property
+    def empty(self) -> bool:
+        """Nothing queued, delayed or in progress."""
+        return not (self.queued or self.delayed or self.processing)
 
 
 class KeyQueue:
@@ -37,6 +62,9 @@ class KeyQueue:
         self._dirty: set[str] = set()
         self._processing: set[str] = set()
         self._delayed: list[tuple[float, int, str]] = []
+        """Heap of delayed adds; an entry is live only while ``_due`` holds its time."""
+        self._due: dict[str, float] = {}
+        """The one pending delayed add per key: when it is due."""
         self._seq = itertools.count()
         self._failures: dict[str, int] = {}
         self._shutdown = False
@@ -59,7 +87,11 @@ class KeyQueue:
         with self._cond:
             if self._shutdown:
                 return
-            heapq.heappush(self._delayed, (time.monotonic() + delay, next(self._seq), key))
+            due = time.monotonic() + delay
+            if key in self._due and self._due[key] <= due:
+                return  # an earlier delayed add covers this one
+            self._due[key] = due
+            heapq.heappush(self._delayed, (due, next(self._seq), key))
             self._cond.notify()
 
     def retry(self, key: str) -> float:
@@ -97,6 +129,7 @@ class KeyQueue:
                     key = self._queue.popleft()
                     self._dirty.discard(key)
                     self._processing.add(key)
+                    self._due.pop(key, None)  # processing now supersedes a later retry
                     return key
                 wait = None if deadline is None else deadline - now
                 if wait is not None and wait <= 0:
@@ -129,11 +162,26 @@ class KeyQueue:
     def pending_delayed(self) -> int:
         """Keys waiting for their delay."""
         with self._cond:
-            return len(self._delayed)
+            return len(self._due)
+
+    def snapshot(self) -> QueueSnapshot:
+        """What is queued, delayed, in progress and failing right now."""
+        with self._cond:
+            now = time.monotonic()
+            delayed = sorted(self._due.items(), key=lambda item: item[1])
+            return QueueSnapshot(
+                queued=tuple(self._queue),
+                delayed=tuple((key, max(0.0, due - now)) for key, due in delayed),
+                processing=tuple(sorted(self._processing)),
+                failures=tuple(sorted(self._failures.items())),
+            )
 
     def _promote_due(self, now: float) -> None:
         while self._delayed and self._delayed[0][0] <= now:
-            _, _, key = heapq.heappop(self._delayed)
+            due, _, key = heapq.heappop(self._delayed)
+            if self._due.get(key) != due:
+                continue  # superseded by an earlier add or cancelled by a take
+            del self._due[key]
             if key in self._dirty:
                 continue
             self._dirty.add(key)
@@ -141,4 +189,4 @@ class KeyQueue:
                 self._queue.append(key)
 
 
-__all__ = ["KeyQueue", "ShutDown"]
+__all__ = ["KeyQueue", "QueueSnapshot", "ShutDown"]

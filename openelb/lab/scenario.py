@@ -11,23 +11,33 @@ exploration and prints the commands to poke at it.
 from __future__ import annotations
 
 import signal
+import socket
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 from openelb.lab.cluster import LabCluster, LabError
 from openelb.lab.netns import Host, Process
 from openelb.lab.traffic import DEFAULT_PORT, GapReport, UdpStream, analyse
+from openelb.status import collect
 
 FAILURES = ("link", "kill", "graceful")
 """link: the owner's cable is pulled (hard node failure); kill: its speaker gets SIGKILL;
 graceful: its speaker is stopped with SIGTERM (a rolling update)."""
 
-MANAGER_METRICS_PORT = 9405
 SPEAKER_METRICS_PORT = 9406
+"""Inside each node's namespace, so the same port on every node. The manager's metrics port is
+picked free at start (it runs in the root namespace, where another lab or test may be running)."""
+
+_SCRAPE = (
+    "import sys, urllib.request; "
+    "sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"
+)
 
 
 @dataclass(frozen=True)
@@ -70,9 +80,10 @@ def run_lab(options: LabOptions, out: Callable[[str], None] = print) -> int:
     story.begin(f"Building the testbed: a switch, a client and {options.nodes} nodes")
     try:
         with LabCluster(nodes=options.nodes, family=options.family) as lab:
-            ok = _story(lab, options, story)
+            manager_port = _free_port()
+            ok = _story(lab, options, story, manager_port=manager_port)
             if options.keep:
-                _keep(lab, story)
+                _keep(lab, story, manager_port=manager_port)
     except KeyboardInterrupt:
         out("\ninterrupted: tearing everything down")
         return 130
@@ -83,7 +94,7 @@ def run_lab(options: LabOptions, out: Callable[[str], None] = print) -> int:
     return 0 if ok else 1
 
 
-def _story(lab: LabCluster, options: LabOptions, story: Story) -> bool:
+def _story(lab: LabCluster, options: LabOptions, story: Story, *, manager_port: int) -> bool:
     client = lab.client
     assert client is not None
     story.say(
@@ -95,7 +106,7 @@ def _story(lab: LabCluster, options: LabOptions, story: Story) -> bool:
     story.begin("Starting the manager and one speaker per node")
     if options.dataplane in ("auto", "xdp-native"):
         lab.prepare_native_xdp()
-    manager = lab.start_manager("--metrics-port", str(MANAGER_METRICS_PORT))
+    manager = lab.start_manager("--metrics-host", "127.0.0.1", "--metrics-port", str(manager_port))
     speakers = {
         node.name: lab.start_speaker(
             node,
@@ -129,8 +140,12 @@ def _story(lab: LabCluster, options: LabOptions, story: Story) -> bool:
     lab.start_echo_servers()
 
     ok = True
+    failed: set[str] = set()
     for vip in vips:
-        ok &= _show_vip(lab, client, vip=vip, options=options, story=story, speakers=speakers)
+        ok &= _show_vip(
+            lab, client, vip=vip, options=options, story=story, speakers=speakers, failed=failed
+        )
+    _tell_metrics(lab, story, manager_port=manager_port, speakers=speakers, failed=failed)
     return ok
 
 
@@ -142,6 +157,7 @@ def _show_vip(
     options: LabOptions,
     story: Story,
     speakers: dict[str, Process],
+    failed: set[str],
 ) -> bool:
     story.begin(f"The client talks to {vip}")
     before = analyse(UdpStream((vip, DEFAULT_PORT), duration=0.5, netns=client.netns).run())
@@ -158,6 +174,8 @@ def _show_vip(
     owner = by_mac or lab.node(before.responder_before or next(iter(before.responders_before), ""))
     story.say(f"answered by {owner.name}; the client's neighbour entry: {vip} -> {mac}")
     story.say(f"{before.received}/{before.sent} datagrams answered")
+    if not _status_agrees(lab, story, vip=vip, owner=owner):
+        return False
 
     what = {
         "link": f"pulling {owner.name}'s network cable (hard node failure)",
@@ -168,6 +186,7 @@ def _show_vip(
     stream = UdpStream((vip, DEFAULT_PORT), duration=3.0, netns=client.netns).start()
     time.sleep(1.0)
     stream.mark("failure")
+    failed.add(owner.name)
     if options.failure == "link":
         owner.link_down()
     elif options.failure == "kill":
@@ -206,6 +225,94 @@ def _tell_failover(
     return gap.responder_after != owner.name
 
 
+def _status_agrees(lab: LabCluster, story: Story, *, vip: str, owner: Host) -> bool:
+    """`openelb status` works out the holder from the objects; it must be the MAC's node."""
+    status = collect(lab.api)
+    found = [(s.key, a) for s in status.services for a in s.addresses if a.ip == vip]
+    if not found:
+        story.say(f"openelb status does not list {vip}")
+        return False
+    key, address = found[0]
+    holder = address.holder.split(" ", 1)[0]
+    if holder == owner.name:
+        story.say(
+            f"openelb status: {key} {vip} answered by {holder}, backup {address.backup}"
+            " (agrees with the client)"
+        )
+    elif address.announced_by == owner.name:
+        story.say(
+            f"openelb status: {key} {vip} last announced by {owner.name} (agrees with the "
+            f"client); by the Leases alone it would be {holder}, whose Lease has not expired yet"
+        )
+    if owner.name not in (holder, address.announced_by):
+        story.say(
+            f"openelb status says {holder} answers {vip} (last announced by "
+            f"{address.announced_by}), but the client reached {owner.name}"
+        )
+        return False
+    return True
+
+
+def _tell_metrics(
+    lab: LabCluster,
+    story: Story,
+    *,
+    manager_port: int,
+    speakers: dict[str, Process],
+    failed: set[str],
+) -> None:
+    story.begin("What the metrics say (Prometheus text on each speaker and the manager)")
+    for node in lab.nodes:
+        if not speakers[node.name].alive():
+            story.say(f"{node.name}: speaker stopped")
+            continue
+        url = f"http://127.0.0.1:{SPEAKER_METRICS_PORT}/metrics"
+        samples = _scrape(node, url)
+        owned = _total(samples, "openelb_speaker_vips_owned")
+        count = _total(samples, "openelb_speaker_failover_seconds_count")
+        seconds = _total(samples, "openelb_speaker_failover_seconds_sum")
+        took = f", took over {count:.0f}x in {seconds / count * 1000:.1f} ms avg" if count else ""
+        cut = " (its cable is pulled: it cannot know it lost them)" if node.name in failed else ""
+        story.say(f"{node.name} ({node.netns}) {url}: owns {owned:.0f} VIP(s){took}{cut}")
+    manager_url = f"http://127.0.0.1:{manager_port}/metrics"
+    samples = _scrape(None, manager_url)
+    used = _total(samples, "openelb_ipam_pool_used_addresses")
+    leader = _total(samples, "openelb_kube_leader")
+    story.say(f"manager {manager_url}: leader={leader:.0f}, pool addresses used {used:.0f}")
+
+
+def _scrape(host: Host | None, url: str) -> dict[str, float]:
+    """Metric samples (name{labels} -> value) from ``url``, inside ``host``'s namespace if given."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    cmd = [sys.executable, "-c", _SCRAPE, url]
+    try:
+        if host is None:
+            text = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=10, check=True
+            ).stdout
+        else:
+            text = host.run(cmd, timeout=10).stdout
+    except (subprocess.SubprocessError, OSError):
+        return {}
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}"] = sample.value
+    return samples
+
+
+def _total(samples: dict[str, float], name: str) -> float:
+    return sum(v for k, v in samples.items() if k.split("{", 1)[0] == name)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _check_alive(processes: list[Process], *, settle: float) -> None:
     time.sleep(settle)
     dead = [p for p in processes if not p.alive()]
@@ -214,7 +321,7 @@ def _check_alive(processes: list[Process], *, settle: float) -> None:
         raise LabError(f"{', '.join(p.name for p in dead)} exited at start:\n{logs}")
 
 
-def _keep(lab: LabCluster, story: Story) -> None:
+def _keep(lab: LabCluster, story: Story, *, manager_port: int) -> None:
     client = lab.client
     assert client is not None
     node = lab.nodes[0]
@@ -226,6 +333,7 @@ def _keep(lab: LabCluster, story: Story) -> None:
         f"--target <vip>:{DEFAULT_PORT} --duration 5"
     )
     story.say(f"ip netns exec {node.netns} curl -s 127.0.0.1:{SPEAKER_METRICS_PORT}/metrics")
-    story.say(f"curl -s 127.0.0.1:{MANAGER_METRICS_PORT}/metrics   (the manager)")
+    story.say(f"curl -s 127.0.0.1:{manager_port}/metrics   (the manager)")
+    story.say(f"{Path(sys.executable).parent / 'openelb'} status --kubeconfig {lab.kubeconfig}")
     story.say(f"KUBECONFIG={lab.kubeconfig} (the embedded apiserver, for any kubernetes client)")
     threading.Event().wait()

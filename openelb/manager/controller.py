@@ -15,8 +15,12 @@ keeps the stored state tidy at every instant:
 4. finalizer removals last, after an Eip write that no longer lists the address.
 
 A failed write leaves the key for a retry; IPAM already holds the decision in memory, so the
-retry reaches the same answer. The controller is driven by one worker thread; it is the only
-user of the :class:`Reconciler`.
+retry reaches the same answer. A 409 means the cache lags the stored object (a dropped watch, an
+apiserver restart, a user's edit): the object is read afresh so the retry does not conflict
+again. A failed Eip status write is retried by the controller itself, with its own backoff, not
+through the queue: the queue's ``eips`` key means "re-read every Eip and re-decide every
+Service", far more than a status write needs. The controller is driven by one worker thread; it
+is the only user of the :class:`Reconciler`.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ from typing import Any, Protocol
 
 from openelb import metrics
 from openelb.ipam import ServiceKey, parse_ip
+from openelb.kube.backoff import Backoff
 from openelb.kube.errors import Conflict, KubeError, NotFound
 from openelb.manager.decisions import EventNote, FinalizerChange, ServiceDecision, StartReport
+from openelb.manager.eipstatus import eip_finalizer_change
 from openelb.manager.optin import Raw
 from openelb.manager.reconciler import Reconciler, is_ours
 from openelb.manager.writing import FencedWriter, NotLeadingError
@@ -130,6 +136,10 @@ class Controller:
         )
         self._eip_interval = eip_interval
         self._last_eip_flush = 0.0
+        self._eip_backoff = Backoff(initial=0.05, maximum=2.0)
+        """Between failed Eip status writes (injected 500s must not spin the worker)."""
+        self._eip_retry_at = 0.0
+        """Monotonic time before which a failed Eip status write is not tried again."""
         self._observed_pools: set[str] = set()
         self._seen_generation = -1
         self._eips_dirty = True
@@ -283,6 +293,21 @@ class Controller:
         """Some Eip status is not written yet."""
         return self._eips_dirty or self.reconciler.generation != self._seen_generation
 
+    def eips_due_in(self) -> float:
+        """Seconds until a behind Eip status write may be tried (0: now)."""
+        return max(0.0, self._eip_retry_at - time.monotonic())
+
+    def describe_eips(self) -> str:
+        """Why Eip statuses are behind, for a person reading a timeout."""
+        if not self.eips_behind:
+            return "Eip statuses written"
+        failures = self._eip_backoff.failures
+        return (
+            f"Eip statuses behind (generation {self.reconciler.generation}, written "
+            f"{self._seen_generation}, {failures} failed writes in a row, next try in "
+            f"{self.eips_due_in():.2f} s)"
+        )
+
     def _flush_eips(self, result: BatchResult, *, force: bool) -> bool:
         """Write changed Eip statuses, at most every ``eip_interval`` unless ``force``.
 
@@ -295,12 +320,19 @@ class Controller:
         if not self._eips_dirty:
             return True
         now = time.monotonic()
+        if now < self._eip_retry_at:
+            return False  # the last write failed: wait out the backoff, even when forced
         if not force and now - self._last_eip_flush < self._eip_interval:
             return True
         self._last_eip_flush = now
         self.reconciler.refresh_router_ids()
         ok = self._write_eips(result)
         self._eips_dirty = not ok
+        if ok:
+            self._eip_backoff.reset()
+            self._eip_retry_at = 0.0
+        else:
+            self._eip_retry_at = time.monotonic() + self._eip_backoff.next()
         return ok
 
     def _write(
@@ -311,6 +343,9 @@ class Controller:
         *args: Any,
         **kwargs: Any,
     ) -> Raw | None:
+        """One write; on failure ``key`` goes to ``result.retry`` (Service keys only: an Eip's
+        failed write is retried by :meth:`_flush_eips`)."""
+        retry = not key.startswith(EIP_PREFIX)
         try:
             updated = write(*args, **kwargs)
         except NotLeadingError:
@@ -321,20 +356,40 @@ class Controller:
             return None
         except Conflict:
             metrics.manager_write_failed("conflict")
-            self._written.pop(key, None)
-            with self._lock:
-                result.retry.add(key)
+            self._refresh(key)
+            if retry:
+                with self._lock:
+                    result.retry.add(key)
             return None
         except KubeError as exc:
             metrics.manager_write_failed("error")
             log.warning("write for %s failed: %s", key, exc)
-            with self._lock:
-                result.retry.add(key)
+            if retry:
+                with self._lock:
+                    result.retry.add(key)
             return None
         with self._lock:
             result.writes += 1
             self._written[key] = updated
         return updated
+
+    def _refresh(self, key: str) -> None:
+        """After a 409: remember the stored object, so the retry starts from it even while the
+        cache lags (``_latest`` takes the newer of the two)."""
+        try:
+            if key.startswith(EIP_PREFIX):
+                fresh = self._writer.read_eip(key.removeprefix(EIP_PREFIX))
+            else:
+                namespace, _, name = key.partition("/")
+                fresh = self._writer.read_service(namespace, name)
+        except NotFound:
+            self._written.pop(key, None)
+            return
+        except KubeError as exc:  # the retry will read the cache instead
+            log.debug("re-reading %s after a conflict failed: %s", key, exc)
+            self._written.pop(key, None)
+            return
+        self._written[key] = fresh
 
     def _write_eips(self, result: BatchResult) -> bool:
         ok = True
@@ -344,17 +399,37 @@ class Controller:
             if raw is None:
                 continue
             status = self.reconciler.eip_status(name, now=now)
-            if status is not None and status != (raw.get("status") or {}):
+            if status is None:
+                continue
+            if status != (raw.get("status") or {}):
                 written = self._write(
                     _eip_key(name), result, self._writer.set_eip_status, raw, status
                 )
                 if written is None:
                     ok = False
+                    continue
+                raw = written
+            if not self._eip_finalizer(name, raw, status, result):
+                ok = False
             for note in self.reconciler.eip_events(name):
                 self._emit(raw, note)
-        if not ok:
-            result.retry.add(EIPS_KEY)
         return ok
+
+    def _eip_finalizer(
+        self, name: str, raw: Raw, status: Mapping[str, Any], result: BatchResult
+    ) -> bool:
+        """Hold a live Eip's deletion; let a deleted one go once it holds nothing. False: the
+        write failed."""
+        change = eip_finalizer_change(raw, usage=int(status.get("usage") or 0))
+        if change is FinalizerChange.KEEP:
+            return True
+        present = change is FinalizerChange.ADD
+        written = self._write(
+            _eip_key(name), result, self._writer.set_eip_finalizer, raw, present=present
+        )
+        if written is not None and not present:
+            log.info("Eip %s holds no address any more: its deletion goes ahead", name)
+        return written is not None
 
     def _record(self, raw: Raw, decision: ServiceDecision, *, written: bool) -> None:
         """Warnings always (they are reported once); the rest only once the write is done."""
@@ -423,9 +498,13 @@ class Controller:
         return [raw for item in store.items() if (raw := raw_of(_value(item))) is not None]
 
 
+EIP_PREFIX = "eip:"
+"""Key prefix of an Eip among written objects (``:`` never occurs in a Service key)."""
+
+
 def _eip_key(name: str) -> str:
-    """Key of an Eip among written objects (``:`` never occurs in a Service key)."""
-    return f"eip:{name}"
+    """Key of an Eip among written objects."""
+    return f"{EIP_PREFIX}{name}"
 
 
 def _value(item: Any) -> Any:

@@ -130,17 +130,42 @@ class Manager:
 
     def idle(self) -> bool:
         """Leading, rebuilt, and nothing queued, delayed or in progress (tests wait for it)."""
+        return not self.activity()
+
+    def activity(self) -> list[str]:
+        """What keeps this manager from being idle, one line per reason (empty: idle).
+
+        Names the keys queued, waiting for a retry (with their failure counts) or in progress,
+        so a test that times out waiting for idle says what is stuck and why.
+        """
         queue = self._queue
         controller = self._controller
-        return (
-            self.synced.is_set()
-            and queue is not None
-            and controller is not None
-            and not controller.eips_behind
-            and len(queue) == 0
-            and queue.pending_delayed == 0
-            and not self._busy
-        )
+        reasons: list[str] = []
+        if not self.leading.is_set():
+            reasons.append("not leading")
+        if not self.synced.is_set():
+            reasons.append("not rebuilt yet")
+        if queue is None or controller is None:
+            reasons.append("no worker")
+            return reasons
+        if controller.eips_behind:
+            reasons.append(controller.describe_eips())
+        if self._busy:
+            reasons.append("a batch is running")
+        snapshot = queue.snapshot()
+        failures = dict(snapshot.failures)
+        if snapshot.queued:
+            reasons.append(f"queued: {_keys(snapshot.queued)}")
+        if snapshot.processing:
+            reasons.append(f"in progress: {_keys(snapshot.processing)}")
+        if snapshot.delayed:
+            waiting = [
+                f"{key} in {left:.2f} s"
+                + (f" after {failures[key]} failures" if key in failures else "")
+                for key, left in snapshot.delayed
+            ]
+            reasons.append(f"delayed: {_keys(waiting)}")
+        return reasons
 
     @property
     def write_attempts(self) -> int:
@@ -213,15 +238,15 @@ class Manager:
 
     def _run_once(self, controller: Controller, queue: KeyQueue) -> None:
         """Take up to a batch of keys, reconcile them, hand failures back to the queue."""
-        first = queue.get(timeout=0.5 if not controller.eips_behind else 0.05)
+        timeout = 0.5 if not controller.eips_behind else max(0.01, controller.eips_due_in())
+        first = queue.get(timeout=min(0.5, timeout))
         if first is None:
+            # A failed Eip status write is retried here, by the controller's own backoff.
             self._busy = True
             try:
-                result = controller.flush()
+                controller.flush()
             finally:
                 self._busy = False
-            if result.retry:
-                queue.retry(EIPS_KEY)
             return
         self._busy = True
         try:
@@ -278,6 +303,13 @@ class Manager:
         if not change.key:
             return
         self._add(f"{NAMESPACE_PREFIX}{change.key}")
+
+
+def _keys(keys: Any, limit: int = 10) -> str:
+    """The first ``limit`` keys, and how many more."""
+    items = list(keys)
+    shown = ", ".join(items[:limit])
+    return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more"
 
 
 def _pool_changed(old: Any, new: Any) -> bool:

@@ -122,3 +122,26 @@ def test_concurrent_workers_never_hold_the_same_key_and_lose_no_add() -> None:
         for thread in threads:
             thread.join(5)
     assert overlaps == []
+
+
+def test_a_key_waits_for_one_delayed_add_and_taking_it_cancels_the_retry() -> None:
+    q = KeyQueue(retry_initial=30.0, retry_maximum=60.0, jitter=0.0)
+    q.retry("a")
+    q.add_after("a", 0.01)  # earlier: replaces the 30 s retry
+    q.add_after("a", 45.0)  # later: covered by the pending one
+    assert q.pending_delayed == 1
+    assert q.get(2.0) == "a"
+    q.done("a")
+    q.retry("b")
+    q.add("b")
+    assert q.get(0) == "b"  # taken before its retry was due: the retry is moot
+    q.done("b")
+    q.forget("b")
+    snapshot = q.snapshot()
+    assert snapshot.empty and q.pending_delayed == 0
+    q.add_after("c", 10.0)
+    q.add("d")
+    snapshot = q.snapshot()
+    assert snapshot.queued == ("d",)
+    assert [key for key, _ in snapshot.delayed] == ["c"]
+    assert 0 < snapshot.delayed[0][1] <= 10.0

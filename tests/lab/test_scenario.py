@@ -10,17 +10,9 @@ from openelb.lab.scenario import LabOptions, run_lab
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 
-XDP_START_RACE = pytest.mark.xfail(
-    reason="speaker bug being fixed (#6): opening the XDP data plane (~0.6 s bcc compile) stalls "
-    "the control loop when the first VIP arrives, both speakers declare each other dead, and the "
-    "rightful owner's announce is held back 30 s by conflict detection against its peer's MAC",
-    strict=False,
-)
-
-
 @pytest.mark.parametrize(
     ("dataplane", "failure"),
-    [("afpacket", "link"), pytest.param("xdp-native", "graceful", marks=XDP_START_RACE)],
+    [("afpacket", "link"), ("xdp-native", "graceful")],
 )
 def test_the_lab_story_assigns_answers_and_fails_over(dataplane: str, failure: str) -> None:
     if dataplane.startswith("xdp"):
@@ -36,6 +28,11 @@ def test_the_lab_story_assigns_answers_and_fails_over(dataplane: str, failure: s
     assert "IP assigned: 10.250.0.200" in text
     assert "datagrams answered" in text
     assert "took over" in text
+    assert "(agrees with the client)" in text  # openelb status names the node the client reached
+    assert "What the metrics say" in text
+    assert "owns 1 VIP(s)" in text  # the new owner's metrics, scraped inside its namespace
+    if failure == "link":
+        assert "took over 1x in" in text  # its failover histogram
     assert "torn down" in text
     run_id = text.split("namespaces ", 1)[1].split("-*", 1)[0]
     assert not [ns for ns in list_netns() if ns.startswith(run_id)]  # nothing left behind

@@ -40,6 +40,20 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0) ->
     raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
+def wait_idle(manager: Manager, timeout: float = 30.0) -> None:
+    """Wait until ``manager`` has nothing left to do; at the deadline, fail saying what it still
+    holds (keys queued, delayed with their failure counts, in progress; Eip statuses behind)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if manager.idle():
+            return
+        time.sleep(0.05)
+    reasons = manager.activity()
+    if not reasons:  # idle at the very last instant
+        return
+    raise AssertionError("timed out waiting for idle: " + "; ".join(reasons))
+
+
 @dataclass
 class Running:
     """A manager running in a thread of the test."""
