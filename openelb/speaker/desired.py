@@ -7,9 +7,10 @@ the same everywhere:
   balancers``;
 - the VIPs: ingress IPs of opted-in LoadBalancer Services that lie in an enabled ``layer2`` Eip
   (the manager wrote them; the speaker never allocates);
-- per VIP, the candidate nodes: speakers that resolved the Eip's interface on their node (their
-  Lease says so) and, when every Service on that IP has ``externalTrafficPolicy: Local``, nodes
-  with a ready endpoint (EndpointSlices).
+- per VIP, the candidate nodes: speakers that resolved the Eip's interface on their node, or
+  have not published yet that they lack it (their Lease says so: ``SpeakerRecord.may_serve``)
+  and, when every Service on that IP has ``externalTrafficPolicy: Local``, nodes with a ready
+  endpoint (EndpointSlices).
 
 Pure: views in, plain data out.
 """
@@ -105,7 +106,7 @@ def desired_vips(
         eip = _pool_of(ip, pools)
         if eip is None:
             continue
-        with_nic = frozenset(n for n, r in records.items() if eip in r.interfaces)
+        with_nic = frozenset(n for n, r in records.items() if r.may_serve(eip))
         local = all(s.external_traffic_policy == "Local" for s in svcs)
         candidates = with_nic
         if local:

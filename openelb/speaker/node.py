@@ -115,6 +115,7 @@ class SpeakerNode:
         self._facts = _Facts()
         self._interfaces: dict[str, str] = {}  # eip -> nic on this node
         self._interface_errors: dict[str, str] = {}
+        self._unserved: frozenset[str] = frozenset()  # Layer 2 Eips this node cannot serve
         self._macs: dict[str, str] = {}
         self._nics: tuple[str, ...] = ()
         self._blocked: dict[str, float] = {}  # VIP in use by another host -> retry at
@@ -365,8 +366,9 @@ class SpeakerNode:
     def _resolve_interfaces(self) -> None:
         interfaces: dict[str, str] = {}
         errors: dict[str, str] = {}
+        layer2 = {p.name for p in layer2_pools(self.caches["eips"].items())}
         for eip in self.caches["eips"].items():
-            if eip.name not in {p.name for p in layer2_pools([eip])}:
+            if eip.name not in layer2:
                 continue
             try:
                 interfaces[eip.name] = resolve_interface(str(eip.spec.get("interface") or ""))
@@ -383,8 +385,10 @@ class SpeakerNode:
             except (DataplaneError, OSError) as exc:
                 log.warning("cannot use %s: %s", nic, exc)
                 interfaces = {e: n for e, n in interfaces.items() if n != nic}
-        if interfaces != self._interfaces:
+        unserved = frozenset(layer2 - set(interfaces))
+        if interfaces != self._interfaces or unserved != self._unserved:
             self._interfaces = interfaces
+            self._unserved = unserved
             if self.lease is not None:
                 self.lease.update(self._record())
         nics = tuple(sorted(set(interfaces.values())))
@@ -449,6 +453,7 @@ class SpeakerNode:
             incarnation=self.core.incarnation,
             interfaces={**self.vip.interfaces(), **self._interfaces},
             macs={nic: mac for nic, mac in self._macs.items() if nic in self._interfaces.values()},
+            unserved=self._unserved,
         )
 
     def _service(self, key: str) -> Service | None:

@@ -9,7 +9,12 @@ other speakers what they need to reach the same decisions and to talk to it:
   on *on this node* (``can_reach:`` resolves per node; an Eip missing here means "not eligible");
   VIP-mode Eips are listed too, with the NIC keepalived puts their VIPs on;
 - ``speaker.openelb.io/macs``: JSON ``{nic: mac}``, so a conflict seen in the data plane can be
-  attributed to the speaker owning that MAC.
+  attributed to the speaker owning that MAC;
+- ``speaker.openelb.io/unserved``: JSON list of the Layer 2 Eips this node *cannot* serve (no
+  such interface here). An Eip in neither list is one the speaker has not seen yet: its Lease
+  lags a new Eip by a watch round trip, and the others count it as a candidate meanwhile (every
+  node computes the same owner at once, so no two nodes answer a new VIP; the rare node that
+  turns out to lack the NIC hands the VIP on when its Lease says so).
 
 Parsing never raises: a malformed Lease yields a reason and the speaker is left out (and logged),
 rather than crashing every other speaker.
@@ -27,6 +32,7 @@ ANNOTATION_HEARTBEAT = "speaker.openelb.io/heartbeat"
 ANNOTATION_INCARNATION = "speaker.openelb.io/incarnation"
 ANNOTATION_INTERFACES = "speaker.openelb.io/interfaces"
 ANNOTATION_MACS = "speaker.openelb.io/macs"
+ANNOTATION_UNSERVED = "speaker.openelb.io/unserved"
 
 
 def lease_name(node: str) -> str:
@@ -49,6 +55,12 @@ class SpeakerRecord:
     incarnation: int
     interfaces: Mapping[str, str] = field(default_factory=dict)
     macs: Mapping[str, str] = field(default_factory=dict)
+    unserved: frozenset[str] = frozenset()
+    """Layer 2 Eips whose interface this node does not have."""
+
+    def may_serve(self, eip: str) -> bool:
+        """Whether this speaker can hold VIPs of ``eip``, or has not said otherwise yet."""
+        return eip in self.interfaces or eip not in self.unserved
 
     def annotations(self) -> dict[str, str]:
         host, port = self.heartbeat
@@ -58,6 +70,7 @@ class SpeakerRecord:
             ANNOTATION_INCARNATION: str(self.incarnation),
             ANNOTATION_INTERFACES: json.dumps(dict(sorted(self.interfaces.items()))),
             ANNOTATION_MACS: json.dumps(dict(sorted(self.macs.items()))),
+            ANNOTATION_UNSERVED: json.dumps(sorted(self.unserved)),
         }
 
 
@@ -93,9 +106,12 @@ def parse_record(node: str, annotations: Mapping[str, str]) -> SpeakerRecord | s
             raise ValueError("incarnation is negative")
         interfaces = _str_map(annotations.get(ANNOTATION_INTERFACES, ""), "interfaces")
         macs = _str_map(annotations.get(ANNOTATION_MACS, ""), "macs")
+        unserved = json.loads(annotations.get(ANNOTATION_UNSERVED, "") or "[]")
+        if not isinstance(unserved, list) or not all(isinstance(e, str) for e in unserved):
+            raise ValueError("unserved must be a JSON list of strings")
     except (ValueError, TypeError) as exc:
         return f"speaker Lease of {node} is malformed: {exc}"
-    return SpeakerRecord(node, heartbeat, incarnation, interfaces, macs)
+    return SpeakerRecord(node, heartbeat, incarnation, interfaces, macs, frozenset(unserved))
 
 
 def owner_of_mac(records: Mapping[str, SpeakerRecord], mac: bytes) -> str | None:

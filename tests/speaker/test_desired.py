@@ -98,11 +98,17 @@ def test_only_opted_in_ingress_ips_in_enabled_layer2_pools_are_served() -> None:
             eip("d", "10.8.0.0/24", disable=True),
         ],
         slices=[],
-        records=RECORDS | {"n4": SpeakerRecord("n4", ("10.9.0.4", 1), 1, {"pool6": "eth1"})},
+        records=RECORDS
+        | {
+            "n4": SpeakerRecord(
+                "n4", ("10.9.0.4", 1), 1, {"pool6": "eth1"}, unserved=frozenset({"pool"})
+            )
+        },
     )
     assert sorted(plans) == ["10.0.0.5", "fd00::5"]
     assert plans["10.0.0.5"].candidates == {"n1", "n2", "n3"}
-    assert plans["fd00::5"].candidates == {"n4"}
+    # n1-n3 have not said anything about pool6 yet (their Leases lag it): candidates too.
+    assert plans["fd00::5"].candidates == {"n1", "n2", "n3", "n4"}
     assert plans["10.0.0.5"].services == ("default/web",)
 
 
@@ -135,3 +141,22 @@ def test_records_round_trip_and_malformed_leases_give_reasons() -> None:
     assert node_of_lease(lease_name("n1")) == "n1" and node_of_lease("kube-scheduler") is None
     assert owner_of_mac(RECORDS, bytes.fromhex("020000000002")) == "n2"
     assert owner_of_mac(RECORDS, bytes(6)) is None
+
+
+def test_a_new_eip_has_the_same_candidates_everywhere_before_the_leases_catch_up() -> None:
+    # n1 resolved the new pool; n2's Lease does not mention it yet; n3 said it lacks the NIC.
+    records = {
+        "n1": SpeakerRecord("n1", ("10.9.0.1", 1), 1, {"pool": "eth0", "new": "eth0"}),
+        "n2": SpeakerRecord("n2", ("10.9.0.2", 1), 1, {"pool": "eth0"}),
+        "n3": SpeakerRecord(
+            "n3", ("10.9.0.3", 1), 1, {"pool": "eth0"}, unserved=frozenset({"new"})
+        ),
+    }
+    plans = desired_vips(
+        services=[svc("web", ["10.5.0.1"])],
+        eips=[eip("pool", "10.0.0.0/24"), eip("new", "10.5.0.0/24")],
+        slices=[],
+        records=records,
+    )
+    assert plans["10.5.0.1"].candidates == {"n1", "n2"}
+    assert parse_record("n3", records["n3"].annotations()) == records["n3"]
