@@ -32,6 +32,7 @@ from openelb import metrics
 from openelb.config import KeepalivedSettings, SpeakerSettings
 from openelb.dataplane import packet
 from openelb.dataplane.announcing import AnnounceSender
+from openelb.dataplane.multicast import SolicitedNodeGroups
 from openelb.dataplane.responder import (
     DEFAULT_PIN_ROOT,
     DataplaneError,
@@ -108,6 +109,8 @@ class SpeakerNode:
         self.lease: SpeakerLease | None = None
         self.responder: Responder | None = None
         self.sender = AnnounceSender()
+        self.groups = SolicitedNodeGroups()
+        self._joined: set[tuple[str, str]] = set()  # (nic, IPv6 VIP) whose group we hold
         self.events = EventRecorder(api, component="openelb-speaker", host=self.node)
         self._dirty = threading.Event()
         self._dirty_since: float | None = None
@@ -211,6 +214,8 @@ class SpeakerNode:
         if self._preloaded is not None:
             self._preloaded.close()
             self._preloaded = None
+        self.groups.close()
+        self._joined.clear()
         self.sender.close()
         self.events.close(timeout=1.0)
 
@@ -561,14 +566,35 @@ class SpeakerNode:
             return
         wanted = frozenset(ip for ip in self.core.answering() if ip not in self._blocked)
         entries = []
+        nics = []
         for ip in sorted(wanted):
             nic = self._nic_of(ip)
             if nic is None or nic not in self._macs:
                 continue
             mac = bytes.fromhex(self._macs[nic].replace(":", ""))
             entries.append(VipEntry.on(nic, ipaddress.ip_address(ip), mac))
+            nics.append(nic)
         self.responder.sync(entries)
         self._programmed = frozenset(str(e.ip) for e in entries)
+        self._sync_groups({(nic, str(e.ip)) for e, nic in zip(entries, nics, strict=True)})
+
+    def _sync_groups(self, wanted: set[tuple[str, str]]) -> None:
+        """Hold the solicited-node group of every IPv6 VIP we answer, on its NIC: a NIC with a
+        multicast filter (and a snooping switch) would not pass its Neighbor Solicitations."""
+        wanted = {(nic, ip) for nic, ip in wanted if ":" in ip}
+        for nic, ip in sorted(wanted - self._joined):
+            try:
+                self.groups.join(nic, ip)
+            except DataplaneError as exc:
+                log.warning("cannot join the solicited-node group of %s on %s: %s", ip, nic, exc)
+                continue
+            self._joined.add((nic, ip))
+        for nic, ip in sorted(self._joined - wanted):
+            self._joined.discard((nic, ip))
+            try:
+                self.groups.leave(nic, ip)
+            except DataplaneError as exc:
+                log.warning("cannot leave the solicited-node group of %s on %s: %s", ip, nic, exc)
 
     def _probe(self, ip: str) -> None:
         nic = self._nic_of(ip)
