@@ -54,6 +54,7 @@ from openelb.speaker.heartbeating import Gate, HeartbeatTransport, resolve_targe
 from openelb.speaker.interfaces import InterfaceError, resolve_interface, subnet_warning
 from openelb.speaker.lease import SpeakerLease
 from openelb.speaker.membership import EVERYONE
+from openelb.speaker.neighbours import NeighbourUnsticker
 from openelb.speaker.records import SpeakerRecord, node_of_lease, owner_of_mac, parse_record
 from openelb.speaker.vipmode import VipInputs, VipMode
 from openelb.speaker.wire import Kind
@@ -110,6 +111,7 @@ class SpeakerNode:
         self.responder: Responder | None = None
         self.sender = AnnounceSender()
         self.groups = SolicitedNodeGroups()
+        self.neighbours = NeighbourUnsticker(period=5 * settings.heartbeat_interval)
         self._joined: set[tuple[str, str]] = set()  # (nic, IPv6 VIP) whose group we hold
         self.events = EventRecorder(api, component="openelb-speaker", host=self.node)
         self._dirty = threading.Event()
@@ -216,6 +218,7 @@ class SpeakerNode:
             self._preloaded = None
         self.groups.close()
         self._joined.clear()
+        self.neighbours.close()
         self.sender.close()
         self.events.close(timeout=1.0)
 
@@ -302,11 +305,22 @@ class SpeakerNode:
                 self.transport.stats(),
                 self.transport.destinations,
             )
+        self._unstick_dead_peers()
         t2 = time.monotonic()
         self.transport.tick()
         self._phases.append(("tick", time.monotonic() - t2))
         if self.responder is not None and self.responder.gate_handle() is None:
             self.responder.refresh_gate(self.settings.detection_time)
+
+    def _unstick_dead_peers(self) -> None:
+        # Peers we hold dead but still heartbeat to (a cut link, most likely): keep their
+        # neighbour entries from sitting in FAILED, so the heal carries heartbeats at once.
+        dead = self.core.detector.dead() & self.core.targets()
+        addresses = [self._facts.addresses[p][0] for p in dead if p in self._facts.addresses]
+        if addresses:
+            self.neighbours.unstick(addresses, now=time.monotonic())
+        elif self.neighbours.watched:
+            self.neighbours.forget(())
 
     # --- facts -----------------------------------------------------------------------------------
 
