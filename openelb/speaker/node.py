@@ -124,6 +124,7 @@ class SpeakerNode:
         self._macs: dict[str, str] = {}
         self._nics: tuple[str, ...] = ()
         self._blocked: dict[str, float] = {}  # VIP in use by another host -> retry at
+        self._blocked_by: dict[str, bytes] = {}  # ... and that host's MAC
         self._first_announce: dict[str, tuple[float | None, float | None]] = {}
         self._lease_seen: dict[str, tuple[str, float]] = {}
         self._programmed: frozenset[str] = frozenset()
@@ -493,6 +494,13 @@ class SpeakerNode:
     # --- actions ---------------------------------------------------------------------------------
 
     def _apply(self, actions: Actions, *, now: float) -> None:
+        # A conflict block belongs to one tenure: a VIP given up and taken over later (failover)
+        # is never held back by what a probe found back then.
+        for ip in actions.lost:
+            self._unblock(ip)
+        for gain in actions.gained:
+            if gain.failover_from is not None:
+                self._unblock(gain.ip)
         for gain in actions.gained:
             log.info(
                 "now answering for %s%s",
@@ -639,6 +647,7 @@ class SpeakerNode:
             return
         metrics.conflict_seen("probe")
         self._blocked[ip] = time.monotonic() + self.settings.probe_retry
+        self._blocked_by[ip] = claimer
         message = (
             f"{ip} is already in use on {nic} by {claimer.hex(':')}: not announced, "
             f"retrying in {self.settings.probe_retry:.0f}s"
@@ -650,13 +659,25 @@ class SpeakerNode:
             if svc is not None:
                 self.events.event(svc, WARNING, "AddressInUse", message)
 
+    def _unblock(self, ip: str) -> None:
+        self._blocked.pop(ip, None)
+        self._blocked_by.pop(ip, None)
+
     def _retry_blocked(self) -> None:
         now = time.monotonic()
         for ip, at in list(self._blocked.items()):
-            if at > now:
+            claimer = self._blocked_by.get(ip)
+            # The "foreign" MAC may turn out to be a speaker whose Lease we had not seen yet
+            # (two speakers starting together): then it was no conflict, go on at once.
+            peer = claimer is not None and owner_of_mac(self._facts.records, claimer) is not None
+            if at > now and not peer:
                 continue
-            del self._blocked[ip]
-            if ip in self.core.answering():
+            self._unblock(ip)
+            if peer and ip in self.core.answering():
+                log.info("%s: the MAC that answered the probe is a speaker's: announcing", ip)
+                self._program()
+                self.core.scheduler.gain(ip, now=now)
+            elif ip in self.core.answering():
                 self._probe(ip)
                 if ip not in self._blocked:
                     self._program()
