@@ -501,10 +501,14 @@ def _unusable(pool: Pool, family: Family) -> FamilyFailure:
     reason = NoIPReason.POOL_DISABLED if pool.spec.disable else NoIPReason.POOL_INVALID
     if pool.spec.disable and not pool.analysis.valid:
         reason = NoIPReason.POOL_INVALID
+    if pool.spec.deleting:
+        reason = NoIPReason.POOL_DELETING
     return FamilyFailure(family, reason, _pool_unusable_message(pool), pool.name)
 
 
 def _pool_unusable_message(pool: Pool) -> str:
+    if pool.spec.deleting:
+        return f"Eip '{pool.name}' is being deleted"
     blocking = [problem.message for problem in pool.problems if problem.blocking]
     if blocking:
         return f"Eip '{pool.name}' is invalid: {'; '.join(blocking)}"

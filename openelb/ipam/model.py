@@ -156,6 +156,10 @@ class EipSpec:
     """metadata.creationTimestamp: the older of two overlapping pools keeps working."""
     router_id: int | None = None
     """Virtual router ID recorded in the status (VIP mode), re-used across restarts."""
+    deleting: bool = False
+    """metadata.deletionTimestamp is set: no new allocations, and the pool takes no part in
+    overlap and default checks (a replacement may take its place); its holders stay put and it
+    keeps reporting them until they are released."""
 
     @property
     def is_default(self) -> bool:

@@ -25,6 +25,8 @@ class NoIPReason(enum.Enum):
     """The chosen Eip has ``spec.disable: true``."""
     POOL_INVALID = "PoolInvalid"
     """The chosen Eip failed validation (bad address, overlap, ...)."""
+    POOL_DELETING = "PoolDeleting"
+    """The chosen Eip is being deleted (it waits for its holders; it hands out nothing)."""
     POOL_FULL = "PoolFull"
     """Every address of the chosen Eip is in use or excluded."""
     FAMILY_MISMATCH = "FamilyMismatch"
@@ -51,6 +53,7 @@ DEGRADABLE = frozenset(
         NoIPReason.POOL_FULL,
         NoIPReason.POOL_DISABLED,
         NoIPReason.POOL_INVALID,
+        NoIPReason.POOL_DELETING,
         NoIPReason.FAMILY_MISMATCH,
     }
 )

@@ -37,8 +37,8 @@ class Pool:
         self.name = analysis.spec.name
         self.range: AddressRange | None = analysis.range
         self.priority = analysis.priority
-        self.usable = analysis.valid and not self.spec.disable
-        """May hand out new addresses (valid and not disabled)."""
+        self.usable = analysis.valid and not self.spec.disable and not self.spec.deleting
+        """May hand out new addresses (valid, not disabled, not being deleted)."""
         self.is_default = self.usable and self.spec.is_default
         self.excluded = IntervalSet()
         for excluded in analysis.exclusions:

@@ -38,6 +38,7 @@ class KeptReason(enum.Enum):
     OUTSIDE_POOL = "OutsidePool"
     EXCLUDED = "Excluded"
     POOL_DISABLED = "PoolDisabled"
+    POOL_DELETING = "PoolDeleting"
     POOL_INVALID = "PoolInvalid"
 
 
@@ -143,6 +144,8 @@ def eip_status(allocator: Allocator, name: str) -> EipStatus:
 
 
 def _inside_reason(pool: Pool) -> KeptReason | None:
+    if pool.spec.deleting:
+        return KeptReason.POOL_DELETING
     if not pool.analysis.valid:
         return KeptReason.POOL_INVALID
     if pool.spec.disable:
@@ -159,7 +162,15 @@ def eip_conditions(pool: Pool, status: EipStatus) -> tuple[Condition, Condition,
     invalid = [p for p in blocking if p.kind is not ProblemKind.OVERLAP]
     kept_note = _kept_summary(status.kept)
 
-    if blocking:
+    if pool.spec.deleting:
+        waiting = (
+            f"deletion waits until the Services holding its {status.usage} address(es) let "
+            "them go; it hands out no new ones"
+            if status.usage
+            else "deleted: no address is held, the finalizer can go"
+        )
+        ready = Condition("Ready", "False", "Deleting", _join([waiting], kept_note))
+    elif blocking:
         reason = "Overlap" if not invalid else invalid[0].kind.value
         ready = Condition("Ready", "False", reason, _join([p.message for p in blocking], kept_note))
     elif pool.spec.disable:

@@ -220,8 +220,11 @@ def _check_overlaps(
     problems: dict[str, list[Problem]],
 ) -> None:
     rank = {spec.name: index for index, spec in enumerate(ordered)}
+    # A pool being deleted hands out nothing: its replacement may already cover its range.
     ranges = [
-        (result.range, spec.name) for spec in ordered if (result := parsed[spec.name]) is not None
+        (result.range, spec.name)
+        for spec in ordered
+        if (result := parsed[spec.name]) is not None and not spec.deleting
     ]
     # Sweep by start per family: only pools whose start lies before an active end can overlap.
     ranges.sort(key=lambda item: (item[0].family.value, item[0].first, item[0].last))
@@ -271,7 +274,7 @@ def _check_defaults(
     first_default: dict[object, str] = {}
     for spec in ordered:
         result = parsed[spec.name]
-        if not spec.is_default or result is None:
+        if not spec.is_default or result is None or spec.deleting:
             continue
         family = result.range.family
         if family not in first_default:

@@ -15,6 +15,7 @@ from openelb.manager.decisions import (
 )
 from openelb.manager.optin import (
     ANNOTATION_OPT_IN,
+    EIP_FINALIZER,
     FINALIZER,
     LOAD_BALANCER_CLASS,
     is_opted_in,
@@ -23,6 +24,7 @@ from openelb.manager.reconciler import Reconciler, canonical_ip, is_ours
 
 __all__ = [
     "ANNOTATION_OPT_IN",
+    "EIP_FINALIZER",
     "FINALIZER",
     "LOAD_BALANCER_CLASS",
     "EventNote",

@@ -40,6 +40,7 @@ from openelb.ipam import ServiceKey, parse_ip
 from openelb.kube.backoff import Backoff
 from openelb.kube.errors import Conflict, KubeError, NotFound
 from openelb.manager.decisions import EventNote, FinalizerChange, ServiceDecision, StartReport
+from openelb.manager.eipstatus import eip_finalizer_change
 from openelb.manager.optin import Raw
 from openelb.manager.reconciler import Reconciler, is_ours
 from openelb.manager.writing import FencedWriter, NotLeadingError
@@ -398,15 +399,37 @@ class Controller:
             if raw is None:
                 continue
             status = self.reconciler.eip_status(name, now=now)
-            if status is not None and status != (raw.get("status") or {}):
+            if status is None:
+                continue
+            if status != (raw.get("status") or {}):
                 written = self._write(
                     _eip_key(name), result, self._writer.set_eip_status, raw, status
                 )
                 if written is None:
                     ok = False
+                    continue
+                raw = written
+            if not self._eip_finalizer(name, raw, status, result):
+                ok = False
             for note in self.reconciler.eip_events(name):
                 self._emit(raw, note)
         return ok
+
+    def _eip_finalizer(
+        self, name: str, raw: Raw, status: Mapping[str, Any], result: BatchResult
+    ) -> bool:
+        """Hold a live Eip's deletion; let a deleted one go once it holds nothing. False: the
+        write failed."""
+        change = eip_finalizer_change(raw, usage=int(status.get("usage") or 0))
+        if change is FinalizerChange.KEEP:
+            return True
+        present = change is FinalizerChange.ADD
+        written = self._write(
+            _eip_key(name), result, self._writer.set_eip_finalizer, raw, present=present
+        )
+        if written is not None and not present:
+            log.info("Eip %s holds no address any more: its deletion goes ahead", name)
+        return written is not None
 
     def _record(self, raw: Raw, decision: ServiceDecision, *, written: bool) -> None:
         """Warnings always (they are reported once); the rest only once the write is done."""

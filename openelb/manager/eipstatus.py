@@ -4,6 +4,10 @@
 API object needs: ``lastTransitionTime`` that only moves when a condition's status changes,
 ``observedGeneration``, and ``virtualRouterIDs`` (VIP -> VRRP router ID) for ``protocol: vip``.
 
+Every Eip carries :data:`~openelb.manager.optin.EIP_FINALIZER`, so deleting a pool that Services
+still use leaves it in place, reporting them (Ready False, reason Deleting) and handing out
+nothing, until the last one lets its address go: no address ever goes unlisted.
+
 Router IDs are assigned per VIP across every VIP-mode Eip (each VIP is its own VRRP instance so
 VIPs can be spread over nodes), stored in the status and kept across restarts: every node reads
 the same value, where OpenELB hashed them per node and nodes could disagree.
@@ -24,7 +28,8 @@ from openelb.ipam import (
     eip_conditions,
     eip_status,
 )
-from openelb.manager.optin import Raw
+from openelb.manager.decisions import FinalizerChange
+from openelb.manager.optin import EIP_FINALIZER, Raw, has_finalizer, is_deleting
 
 
 @dataclass(frozen=True)
@@ -108,3 +113,11 @@ def desired_eip_status(
             ip: router_ids[ip] for ip in computed.used if ip in router_ids
         }
     return status
+
+
+def eip_finalizer_change(raw: Raw, *, usage: int) -> FinalizerChange:
+    """Add the finalizer to a live Eip; remove it from a deleted one that holds no address."""
+    present = has_finalizer(raw, EIP_FINALIZER)
+    if is_deleting(raw):
+        return FinalizerChange.REMOVE if present and usage == 0 else FinalizerChange.KEEP
+    return FinalizerChange.KEEP if present else FinalizerChange.ADD

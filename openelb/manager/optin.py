@@ -21,6 +21,10 @@ LOAD_BALANCER_CLASS = "openelb.io/openelb"
 """``spec.loadBalancerClass`` that opts a Service in (OpenELB lacked it)."""
 FINALIZER = "openelb.io/ip-release"
 """Held on every Service with addresses so a deletion waits until its addresses are released."""
+EIP_FINALIZER = "finalizer.ipam.kubesphere.io/v1alpha1"
+"""Held on every Eip so its deletion waits until no Service holds one of its addresses (the pool
+keeps reporting them meanwhile). OpenELB's own name: Eips migrated from OpenELB carry it already,
+and it is released here once it is safe."""
 
 Raw = Mapping[str, Any]
 """A Kubernetes object as JSON (what the API returns)."""
@@ -47,9 +51,9 @@ def is_deleting(raw: Raw) -> bool:
     return bool(raw.get("metadata", {}).get("deletionTimestamp"))
 
 
-def has_finalizer(raw: Raw) -> bool:
-    """The object carries :data:`FINALIZER`."""
-    return FINALIZER in (raw.get("metadata", {}).get("finalizers") or ())
+def has_finalizer(raw: Raw, finalizer: str = FINALIZER) -> bool:
+    """The object carries ``finalizer`` (by default the Service one, :data:`FINALIZER`)."""
+    return finalizer in (raw.get("metadata", {}).get("finalizers") or ())
 
 
 def _spec(raw: Raw) -> Mapping[str, Any]:

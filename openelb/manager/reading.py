@@ -80,6 +80,7 @@ def eip_spec(raw: Raw) -> EipSpec:
         exclude=tuple(str(e) for e in spec.get("exclude") or ()),
         annotations=_strings(meta.get("annotations")),
         created=parse_time(meta.get("creationTimestamp")),
+        deleting=bool(meta.get("deletionTimestamp")),
     )
 
 

@@ -80,6 +80,8 @@ class Reconciler:
         self._published: dict[ServiceKey, tuple[str, ...]] = {}
         self._by_ip: dict[str, set[ServiceKey]] = {}
         self._last_warning: dict[ServiceKey, tuple[str, str]] = {}
+        self._unlisted: dict[ServiceKey, tuple[str, ...]] = {}
+        """Addresses a Service keeps that no Eip lists (reported once per set)."""
         self._pending: dict[ServiceKey, list[EventNote]] = {}
         self._eip_problems: dict[str, frozenset[tuple[str, str]]] = {}
         self._router_ids = VipRouterIds()
@@ -160,6 +162,7 @@ class Reconciler:
             released = self.allocator.release(key)
             self._publish(key, ())
             self._last_warning.pop(key, None)
+            self._unlisted.pop(key, None)
             self._pending.pop(key, None)
             return ServiceDecision(key, released=released)
         if not is_ours(raw) and not self.allocator.holdings.of_service(key):
@@ -226,6 +229,7 @@ class Reconciler:
                 key, finalizer=finalizer, events=tuple(events), retry_after=DEFER_SECONDS
             )
         events.extend(self._allocation_notes(key, result))
+        events.extend(self._unlisted_notes(key, result))
         kept = {a.ip for a in result.addresses}
         return ServiceDecision(
             key,
@@ -277,6 +281,26 @@ class Reconciler:
             tail = f", shared with {', '.join(shared)}" if shared else ""
             notes.append(EventNote("Normal", "IPAllocated", f"assigned {described}{tail}"))
         return notes
+
+    def _unlisted_notes(self, key: ServiceKey, result: Allocation) -> list[EventNote]:
+        """A Warning when the Service keeps an address that no Eip contains or reports (its
+        Eip was removed without our finalizer, or the address was written by someone else)."""
+        unlisted = tuple(a.ip for a in result.addresses if a.pool is None)
+        if self._unlisted.get(key, ()) == unlisted:
+            return []
+        if not unlisted:
+            self._unlisted.pop(key, None)
+            return []
+        self._unlisted[key] = unlisted
+        return [
+            EventNote(
+                "Warning",
+                "AddressOutsidePools",
+                f"keeps {', '.join(unlisted)}, which no Eip contains any more: it is not moved, "
+                "but no Eip status lists it; add an Eip covering it or remove the Service's "
+                "requested IP to get a new address",
+            )
+        ]
 
     def _roll_back(self, key: ServiceKey, before: tuple[Assigned, ...], raw: Raw) -> None:
         """Undo an allocation that took an address still published for another Service."""

@@ -16,7 +16,7 @@ from openelb.kube.client import KubeApi
 from openelb.kube.errors import KubeError
 from openelb.kube.resources import EIPS, SERVICES
 from openelb.manager.decisions import ingress_status
-from openelb.manager.optin import FINALIZER, Raw
+from openelb.manager.optin import EIP_FINALIZER, FINALIZER, Raw
 
 
 class NotLeadingError(KubeError):
@@ -44,11 +44,14 @@ class FencedWriter:
         """Add or remove our finalizer, conditional on the object's resourceVersion."""
         self._check()
         meta = raw["metadata"]
-        finalizers = [f for f in meta.get("finalizers") or () if f != FINALIZER]
-        if present:
-            finalizers.append(FINALIZER)
-        patch = {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}}
+        patch = _finalizer_patch(raw, FINALIZER, present=present)
         return self._api.patch(SERVICES, meta["name"], patch, namespace=meta["namespace"])
+
+    def set_eip_finalizer(self, raw: Raw, *, present: bool) -> dict[str, Any]:
+        """Add or remove the Eip finalizer, conditional on the Eip's resourceVersion."""
+        self._check()
+        patch = _finalizer_patch(raw, EIP_FINALIZER, present=present)
+        return self._api.patch(EIPS, raw["metadata"]["name"], patch)
 
     def set_ingress(self, raw: Raw, ips: tuple[str, ...]) -> dict[str, Any]:
         """Replace ``status.loadBalancer.ingress`` (PUT /status with the object's RV)."""
@@ -74,3 +77,12 @@ class FencedWriter:
         body = {key: value for key, value in raw.items() if key != "status"}
         body["status"] = status
         return self._api.replace(EIPS, body, subresource="status")
+
+
+def _finalizer_patch(raw: Raw, finalizer: str, *, present: bool) -> dict[str, Any]:
+    """A merge patch setting the whole finalizer list, pinned to the object's resourceVersion."""
+    meta = raw["metadata"]
+    finalizers = [f for f in meta.get("finalizers") or () if f != finalizer]
+    if present:
+        finalizers.append(finalizer)
+    return {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}}

@@ -79,6 +79,41 @@ def test_deleting_a_pool_keeps_holders_and_their_address_is_not_reused() -> None
     }
 
 
+def test_a_pool_being_deleted_keeps_reporting_its_holders_and_hands_out_nothing() -> None:
+    ipam = _holding_10_0_0_200()
+    ipam.set_eips([eip("a", "10.0.0.0/24", default=True, deleting=True)])
+    assert ipam.holders("10.0.0.200") == (S,)
+    again = ipam.allocate(svc("s", ip="10.0.0.200"))
+    assert isinstance(again, Allocation) and again.ips == ("10.0.0.200",) and not again.changed
+    named = ipam.allocate(svc("named", pool="a"))
+    assert isinstance(named, NoIP) and named.reason is NoIPReason.POOL_DELETING
+    other = ipam.allocate(svc("other"))
+    assert isinstance(other, NoIP) and other.reason is NoIPReason.NO_POOL
+    status = eip_status(ipam, "a")
+    assert status.used == {"10.0.0.200": "default/s"} and status.usage == 1
+    assert [k.reason for k in status.kept] == [KeptReason.POOL_DELETING]
+    ready, _, _ = eip_conditions(ipam.pools["a"], status)
+    assert (ready.status, ready.reason) == ("False", "Deleting")
+    assert "10.0.0.200" in ready.message
+    ipam.release(S)
+    assert eip_status(ipam, "a").usage == 0
+
+
+def test_a_replacement_for_a_pool_being_deleted_is_valid_and_takes_over_its_holders() -> None:
+    ipam = _holding_10_0_0_200()
+    ipam.set_eips(
+        [
+            eip("a", "10.0.0.0/24", default=True, deleting=True),
+            eip("b", "10.0.0.128/25", default=True, created=10),
+        ]
+    )
+    assert not ipam.pools["b"].problems
+    assert eip_status(ipam, "a").used == {}
+    assert eip_status(ipam, "b").used == {"10.0.0.200": "default/s"}
+    newcomer = ipam.allocate(svc("newcomer"))
+    assert isinstance(newcomer, Allocation) and newcomer.ips == ("10.0.0.128",)
+
+
 def test_a_new_overlapping_pool_never_hands_out_an_address_held_through_another() -> None:
     ipam = _holding_10_0_0_200()
     ipam.set_eips(

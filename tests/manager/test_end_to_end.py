@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from openelb.kube.client import KubeApi, connect
+from openelb.kube.errors import NotFound
 from openelb.kube.resources import EIPS, NAMESPACES, SERVICES
-from openelb.manager import FINALIZER
+from openelb.manager import EIP_FINALIZER, FINALIZER
 from tests.manager.harness import (
     check_invariants,
     create,
@@ -301,4 +302,69 @@ def test_labelling_a_namespace_brings_its_pool_and_deleting_a_pool_moves_nobody(
         create(api, eip("other", "10.5.0.0/24", default=True))
         create(api, service("new"))
         wait_for("new", lambda: ingress_of(api, "new") == ("10.5.0.0",))
-    assert ingress_of(api, "waits", "late") == ("10.4.0.0",)
+        # The deleted pool waits for its holder and keeps listing it: nothing goes unlisted.
+        ready = wait_for(
+            "deleting condition",
+            lambda: (
+                (c := _condition(eip_status(api, "team"), "Ready"))["reason"] == "Deleting" and c
+            ),
+        )
+        assert ready["status"] == "False" and "10.4.0.0" in ready["message"]
+        assert eip_status(api, "team")["used"] == {"10.4.0.0": "late/waits"}
+        assert api.get(EIPS, "team")["metadata"].get("deletionTimestamp")
+        check_invariants(api)
+        assert ingress_of(api, "waits", "late") == ("10.4.0.0",)
+        api.delete(SERVICES, "waits", namespace="late")
+        wait_for("pool gone", lambda: _gone(api, "team"))
+        check_invariants(api)
+    assert ingress_of(api, "new") == ("10.5.0.0",)
+
+
+def test_deleting_an_unused_pool_goes_ahead_and_a_migrated_finalizer_is_released(
+    api: KubeApi,
+) -> None:
+    migrated = eip("migrated", "10.6.0.0/24")
+    migrated["metadata"]["finalizers"] = [EIP_FINALIZER]  # as OpenELB left it
+    create(api, migrated)
+    create(api, eip("fresh", "10.7.0.0/24"))
+    with running_manager(api):
+        wait_for(
+            "finalizer added",
+            lambda: EIP_FINALIZER in (api.get(EIPS, "fresh")["metadata"].get("finalizers") or ()),
+        )
+        api.delete(EIPS, "migrated")
+        api.delete(EIPS, "fresh")
+        wait_for("both gone", lambda: _gone(api, "migrated") and _gone(api, "fresh"))
+
+
+def test_disabling_or_shrinking_a_pool_under_a_dual_stack_service_moves_nothing(
+    api: KubeApi,
+) -> None:
+    create(api, eip("v4", "10.8.0.0/24", default=True))
+    create(api, eip("v6", "2001:db8:8::/64", default=True))
+    create(api, service("both", families=("IPv4", "IPv6"), policy="RequireDualStack"))
+    with running_manager(api) as run:
+        wait_for("both families", lambda: len(ingress_of(api, "both")) == 2)
+        before = ingress_of(api, "both")
+        v4 = api.get(EIPS, "v4")
+        v4["spec"]["disable"] = True
+        api.replace(EIPS, v4)
+        v6 = api.get(EIPS, "v6")
+        v6["spec"]["address"] = "2001:db8:9::/64"
+        api.replace(EIPS, v6)
+        wait_for(
+            "v6 reports the kept address",
+            lambda: _condition(eip_status(api, "v6"), "Ready")["reason"] == "KeptAddresses",
+        )
+        wait_idle(run.manager)
+        assert ingress_of(api, "both") == before
+        assert eip_status(api, "v4")["usage"] == 1 and eip_status(api, "v6")["usage"] == 1
+        check_invariants(api)
+
+
+def _gone(api: KubeApi, name: str) -> bool:
+    try:
+        api.get(EIPS, name)
+    except NotFound:
+        return True
+    return False

@@ -169,6 +169,20 @@ def test_pool_edits_never_move_an_existing_address() -> None:
     assert ready["reason"] == "KeptAddresses" and "10.0.0.200" in ready["message"]
 
 
+def test_an_address_no_eip_lists_any_more_is_kept_and_reported_once() -> None:
+    reconciler = started(eip("pool", "10.0.0.0/24", default=True))
+    raw = apply(service("a"), reconciler.reconcile(key("a"), service("a")))
+    reconciler.set_eips([])  # removed without waiting for the finalizer (forced)
+    kept = reconciler.reconcile(key("a"), raw)
+    assert kept.ingress is None
+    assert [(n.type, n.reason) for n in kept.events] == [("Warning", "AddressOutsidePools")]
+    assert "10.0.0.0" in kept.events[0].message
+    assert reconciler.reconcile(key("a"), raw).events == ()
+    reconciler.set_eips([eip("pool", "10.0.0.0/24", default=True)])
+    assert reconciler.reconcile(key("a"), raw).events == ()
+    assert reconciler.eip_status("pool", now=NOW)["used"] == {"10.0.0.0": "default/a"}  # type: ignore[index]
+
+
 def test_restart_keeps_every_address_and_writes_nothing() -> None:
     first = started(eip("pool", "10.0.0.0/24", default=True))
     services = []
