@@ -36,6 +36,7 @@ from openelb.ipam import (
     parse_ip,
     rebuild,
 )
+from openelb.manager.conditions import ServiceCondition, condition_differs
 from openelb.manager.decisions import EventNote, FinalizerChange, ServiceDecision, StartReport
 from openelb.manager.eipstatus import VipRouterIds, assign_vip_router_ids, desired_eip_status
 from openelb.manager.optin import Raw, has_finalizer, is_deleting, is_opted_in
@@ -51,6 +52,22 @@ from openelb.manager.reading import (
 
 DEFER_SECONDS = 0.2
 """How long a decision waits for another Service's stored status to let go of an address."""
+
+
+def _assigned_condition(result: Allocation) -> ServiceCondition:
+    """True, naming the addresses and their Eips (not who shares them: that would rewrite
+    every sharer's status when one more joins)."""
+    described = ", ".join(
+        f"{a.ip} from Eip '{a.pool}'" if a.pool else f"{a.ip} (in no Eip)" for a in result.addresses
+    )
+    if result.degraded:
+        failure = result.degraded[0]
+        return ServiceCondition(
+            True,
+            "PartiallyAssigned",
+            f"{described}; no {failure.family.value} address: {failure.message}",
+        )
+    return ServiceCondition(True, "Assigned", described)
 
 
 def canonical_ip(text: str) -> str:
@@ -196,6 +213,7 @@ class Reconciler:
             finalizer=finalizer,
             events=events,
             released=released,
+            condition_write=condition_differs(raw, None),
         )
 
     def _allocate(self, key: ServiceKey, raw: Raw) -> ServiceDecision:
@@ -213,6 +231,8 @@ class Reconciler:
                 self._last_warning[key] = note
                 events.append(EventNote("Warning", result.reason.value, result.message))
             released = tuple(ip for ip in held_before if ip not in ips)
+            kept_note = f" (keeps {', '.join(ips)})" if ips else ""
+            condition = ServiceCondition(False, result.reason.value, result.message + kept_note)
             return ServiceDecision(
                 key,
                 ingress=self._ingress_if_changed(raw, ips),
@@ -220,6 +240,8 @@ class Reconciler:
                 events=tuple(events),
                 released=released,
                 failure=result.reason,
+                condition=condition,
+                condition_write=condition_differs(raw, condition),
             )
         new = tuple(a for a in result.addresses if a.ip not in held_before)
         blocked = [a.ip for a in new if self._published_elsewhere(a.ip, key)]
@@ -231,6 +253,7 @@ class Reconciler:
         events.extend(self._allocation_notes(key, result))
         events.extend(self._unlisted_notes(key, result))
         kept = {a.ip for a in result.addresses}
+        condition = _assigned_condition(result)
         return ServiceDecision(
             key,
             ingress=self._ingress_if_changed(raw, result.ips),
@@ -239,6 +262,8 @@ class Reconciler:
             allocated=new,
             released=tuple(ip for ip in held_before if ip not in kept),
             failure=result.degraded[0].reason if result.degraded else None,
+            condition=condition,
+            condition_write=condition_differs(raw, condition),
         )
 
     def _adopt(self, key: ServiceKey, request: ServiceRequest, raw: Raw) -> None:
