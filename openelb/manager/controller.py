@@ -455,6 +455,7 @@ class Controller:
             if decision.failure is not None and decision.events:
                 metrics.ipam_allocation_failed(decision.failure.value)
         metrics.manager_managed(sum(1 for _ in self.reconciler.allocator.holdings.services()))
+        metrics.manager_unassigned(self.reconciler.unassigned())
         pools = self.reconciler.allocator.pools
         for gone in self._observed_pools.difference(pools):
             metrics.ipam_pool_removed(gone)

@@ -28,6 +28,7 @@ from openelb.ipam import (
     EipSpec,
     EipState,
     NoIP,
+    NoIPReason,
     RouterIdRange,
     ServiceKey,
     ServiceRequest,
@@ -97,6 +98,8 @@ class Reconciler:
         self._published: dict[ServiceKey, tuple[str, ...]] = {}
         self._by_ip: dict[str, set[ServiceKey]] = {}
         self._last_warning: dict[ServiceKey, tuple[str, str]] = {}
+        self._waiting: dict[ServiceKey, NoIPReason] = {}
+        """Services without (all) their addresses, and why (the unassigned gauge)."""
         self._unlisted: dict[ServiceKey, tuple[str, ...]] = {}
         """Addresses a Service keeps that no Eip lists (reported once per set)."""
         self._pending: dict[ServiceKey, list[EventNote]] = {}
@@ -172,7 +175,18 @@ class Reconciler:
         decision = self._decide(key, raw)
         if self.allocator.holdings.of_service(key) != before:
             self.generation += 1
+        if decision.failure is not None:
+            self._waiting[key] = decision.failure
+        elif decision.retry_after is None:
+            self._waiting.pop(key, None)
         return decision
+
+    def unassigned(self) -> dict[str, int]:
+        """Services without (all) their addresses, counted by reason (``NoIPReason`` values)."""
+        counts = dict.fromkeys((reason.value for reason in NoIPReason), 0)
+        for reason in self._waiting.values():
+            counts[reason.value] += 1
+        return counts
 
     def _decide(self, key: ServiceKey, raw: Raw | None) -> ServiceDecision:
         if raw is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from openelb.ipam import NoIPReason, ServiceKey
+from openelb.ipam import NoIPReason, RouterIdRange, ServiceKey
 from openelb.manager import FINALIZER, FinalizerChange, Reconciler, ServiceDecision
 from openelb.manager.conditions import CONDITION_TYPE, stored_condition, with_condition
 from openelb.manager.reading import ingress_ips
@@ -299,6 +299,53 @@ def test_vip_mode_addresses_get_router_ids_that_survive_a_restart() -> None:
     reconciler.refresh_router_ids()
     after = reconciler.eip_status("vip", now=NOW)
     assert after is not None and after["virtualRouterIDs"] == {"10.1.0.1": 2, "10.1.0.9": 1}
+
+
+def test_router_ids_are_unique_across_vip_eips_in_range_and_kept_by_a_restarted_manager() -> None:
+    ids = RouterIdRange(10, 13, frozenset({11}))
+    pools = (
+        eip("v4", "10.1.0.0/24", default=True, protocol="vip"),
+        eip("v6", "2001:db8:1::/64", default=True, protocol="vip", created=5),
+        eip("l2", "10.2.0.0/24", protocol="layer2", created=9),
+    )
+    first = Reconciler(router_id_range=ids)
+    first.start(services=(), eips=pools, namespaces=[namespace("default")])
+    services = {
+        "a": service("a"),
+        "b": service("b", families=("IPv6",)),
+        "c": service("c", pool="l2"),
+    }
+    written = {name: apply(raw, first.reconcile(key(name), raw)) for name, raw in services.items()}
+    first.refresh_router_ids()
+    v4 = first.eip_status("v4", now=NOW)
+    v6 = first.eip_status("v6", now=NOW)
+    assert v4 is not None and v6 is not None
+    assert v4["virtualRouterIDs"] == {"10.1.0.0": 10}
+    assert v6["virtualRouterIDs"] == {"2001:db8:1::": 12}  # 11 is reserved
+    assert "virtualRouterIDs" not in (first.eip_status("l2", now=NOW) or {})
+    # A new manager (another order of Services, the same statuses) keeps every ID.
+    stored = (
+        eip("v4", "10.1.0.0/24", default=True, protocol="vip", status=v4),
+        eip("v6", "2001:db8:1::/64", default=True, protocol="vip", created=5, status=v6),
+        pools[2],
+    )
+    second = Reconciler(router_id_range=ids)
+    second.start(
+        services=list(reversed(written.values())), eips=stored, namespaces=[namespace("default")]
+    )
+    second.refresh_router_ids()
+    assert (second.eip_status("v4", now=NOW) or {})["virtualRouterIDs"] == {"10.1.0.0": 10}
+    assert (second.eip_status("v6", now=NOW) or {})["virtualRouterIDs"] == {"2001:db8:1::": 12}
+    # The range holds three IDs: the fourth VIP gets none and its Eip says so once.
+    second.reconcile(key("d"), service("d"))
+    second.reconcile(key("e"), service("e"))
+    second.refresh_router_ids()
+    given = (second.eip_status("v4", now=NOW) or {})["virtualRouterIDs"]
+    assert given == {"10.1.0.0": 10, "10.1.0.1": 13}
+    notes = second.eip_events("v4")
+    assert [(n.type, n.reason) for n in notes] == [("Warning", "RouterIDsExhausted")]
+    assert "10.1.0.2" in notes[0].message
+    assert second.eip_events("v4") == ()
 
 
 def test_invalid_eips_get_conditions_and_one_warning_event_per_problem() -> None:
