@@ -14,14 +14,15 @@ Measured, in one run:
 
 - *all addressed*: the Services are created one after another; from the first create until
   every Service shows an ingress IP (the manager's work, with the speakers watching);
-- *all answered*: until the speakers together own every VIP (``openelb_speaker_vips_owned``
-  summed over the speakers' /metrics);
+- *all answered*: until every speaker answers for exactly the VIPs the ranking gives it
+  (``openelb_speaker_vips_owned`` on each speaker's /metrics against the placement computed
+  here from the Services' IPs: nothing unanswered, nothing held twice);
 - RSS (VmRSS, and peak VmHWM, from /proc) of the manager and of every speaker;
 - a node loss: one speaker is SIGKILLed; every survivor's own measurement of the ownership
-  recompute it did (``openelb_speaker_ownership_recompute_seconds``, the time the speaker spent
-  re-ranking the VIPs when the membership changed), how long until the survivors own every VIP
-  again, and the speakers' ``openelb_speaker_failover_seconds`` (dead owner's last heartbeat
-  -> takeover announcement) for the VIPs that moved;
+  recompute it did (``openelb_speaker_ownership_recompute_seconds``: re-ranking the VIPs when
+  the membership changed and turning the moves into actions), how long until the survivors
+  answer for exactly their new share, and the speakers' ``openelb_speaker_failover_seconds``
+  (dead owner's last heartbeat -> takeover announcement) for the VIPs that moved;
 - the baseline measured in the same run: the same recompute done in this process on a bare
   ``OwnershipTable`` (the pure algorithm, no speaker around it).
 
@@ -48,7 +49,7 @@ from openelb.kube.errors import AlreadyExists
 from openelb.kube.resources import EIPS, NAMESPACES, NODES, SERVICES
 from openelb.lab.benchresult import Row, Target, exit_code, say, table, write_result
 from openelb.lab.netns import Host, Process, Testbed, in_netns
-from openelb.speaker.ownership import OwnershipTable
+from openelb.speaker.ownership import OwnershipTable, compute_placement
 
 API_PORT = 6443
 METRICS_PORT = 9473
@@ -103,36 +104,65 @@ class Scraper:
                 result[node.name] = self.samples(node)
         return result
 
-    def owned(self, nodes: list[Host] | None = None) -> int:
-        return int(sum(m.get("openelb_speaker_vips_owned", 0) for m in self.all(nodes).values()))
+    def owned(self, nodes: list[Host] | None = None) -> dict[str, int]:
+        """VIPs each reachable speaker answers for right now."""
+        return {
+            name: int(m.get("openelb_speaker_vips_owned", 0)) for name, m in self.all(nodes).items()
+        }
+
+    def converged(self, expected: dict[str, int]) -> bool:
+        """Every speaker answers for exactly the VIPs the ranking gives it: no VIP unanswered,
+        none answered twice (a sum alone would hide a speaker holding VIPs it should not)."""
+        return self.owned([n for n in self.nodes if n.name in expected]) == expected
 
 
-def _wait(what: str, check: Any, *, timeout: float, every: float) -> float:
-    """Poll ``check()`` until true; returns when it became true (monotonic)."""
+def expected_counts(ips: list[str], live: list[str]) -> dict[str, int]:
+    """How many of ``ips`` each live node owns by the ranking rule (computed from scratch)."""
+    counts = dict.fromkeys(live, 0)
+    for ip in ips:
+        owner = compute_placement(ip, live=live).owner
+        if owner is not None:
+            counts[owner] += 1
+    return counts
+
+
+def _wait(what: str, check: Any, *, timeout: float, every: float) -> float | None:
+    """Poll ``check()`` until true; when it became true (monotonic), None after ``timeout``."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:
-            raise SystemExit(f"control_plane_scale: {what} not reached within {timeout:.0f} s")
+            say(f"  {what}: not reached within {timeout:.0f} s")
+            return None
         time.sleep(every)
     return time.monotonic()
 
 
-def _addressed(api: KubeApi) -> int:
+def _since(at: float | None, start: float) -> list[float]:
+    return [] if at is None else [at - start]
+
+
+def _when(at: float | None, start: float) -> str:
+    return "never" if at is None else f"{at - start:.1f} s after the first create"
+
+
+def _ingress_ips(api: KubeApi) -> list[str]:
     items, _ = api.list(SERVICES, namespace="default", page_size=2000)
-    return sum(
-        1 for item in items if ((item.get("status") or {}).get("loadBalancer") or {}).get("ingress")
-    )
+    return [
+        str(ingress[0]["ip"])
+        for item in items
+        if (ingress := ((item.get("status") or {}).get("loadBalancer") or {}).get("ingress"))
+    ]
 
 
-def pure_recompute_ms(vips: int, nodes: list[str], lost: str, repeats: int = 5) -> list[float]:
+def pure_recompute_ms(ips: list[str], nodes: list[str], lost: str, repeats: int = 5) -> list[float]:
     """The baseline: the same node loss on a bare OwnershipTable in this process."""
     times = []
     for _ in range(repeats):
         table_ = OwnershipTable()
         for n in nodes:
             table_.set_node_live(n, True)
-        for i in range(vips):
-            table_.set_vip(f"10.96.{100 + i // 256}.{i % 256}")
+        for ip in ips:
+            table_.set_vip(ip)
         start = time.perf_counter()
         table_.set_node_live(lost, False)
         times.append((time.perf_counter() - start) * 1000)
@@ -227,6 +257,22 @@ class Rig:
     def slow_loops(self) -> int:
         return sum(p.log().count("slow control-loop iteration") for p in self.speakers.values())
 
+    def log_counts(self) -> dict[str, float]:
+        """What the speakers said about their own health (their logs), summed over speakers."""
+        logs = [p.log() for p in self.speakers.values()]
+        worst = [
+            float(line.split("iteration: ", 1)[1].split(" ms", 1)[0])
+            for text in logs
+            for line in text.splitlines()
+            if "slow control-loop iteration: " in line
+        ]
+        return {
+            "slow_loop_warnings": len(worst),
+            "worst_loop_ms": max(worst, default=0.0),
+            "peers_declared_dead": sum(t.count("declared dead") for t in logs),
+            "vips_claimed_by_another": sum(t.count(" claimed by ") for t in logs),
+        }
+
     def slow_loop_lines(self, limit: int = 5) -> list[str]:
         """The speakers' own words on their slowest loop iterations (phases and times)."""
         lines = [
@@ -267,56 +313,59 @@ def measure(rig: Rig, args: argparse.Namespace) -> tuple[list[Row], dict[str, An
                 say(f"  created {i + 1:,} in {time.monotonic() - start:.1f} s")
         created = time.monotonic() - start
         every = 0.25 if n <= 1000 else 1.0
-        addressed = _wait("every Service addressed", lambda: _addressed(api) >= n,
-                          timeout=args.timeout, every=every) - start  # fmt: skip
-        say(f"  all {n:,} addressed {addressed:.1f} s after the first create")
-    answered = _wait("every VIP answered", lambda: scraper.owned() >= n,
-                     timeout=args.timeout, every=every) - start  # fmt: skip
-    say(f"  all {n:,} VIPs answered by the speakers {answered:.1f} s after the first create")
+        addressed = _wait("every Service addressed", lambda: len(_ingress_ips(api)) >= n,
+                          timeout=args.timeout, every=every)  # fmt: skip
+        say(f"  every Service addressed: {_when(addressed, start)}")
+        ips = _ingress_ips(api)
+    expected = expected_counts(ips, [h.name for h in rig.nodes])
+    answered = _wait("every VIP answered by its owner", lambda: scraper.converged(expected),
+                     timeout=args.timeout, every=every)  # fmt: skip
+    say(f"  every VIP answered by its owner: {_when(answered, start)}")
     time.sleep(2.0)  # announcement bursts of the last VIPs end; steady state
     rss = rig.rss()
-    facts["rss_mb"] = rss
-    slow_before_loss = rig.slow_loops()
-
-    # A node loss: the speaker of the node owning the most VIPs is SIGKILLed.
-    before = scraper.all()
-    owned = {name: m.get("openelb_speaker_vips_owned", 0.0) for name, m in before.items()}
-    victim = max(owned, key=lambda k: owned[k])
-    survivors = [h for h in rig.nodes if h.name != victim]
-    say(f"  SIGKILL the speaker of {victim} ({owned[victim]:.0f} VIPs)")
-    lost_at = time.monotonic()
-    rig.speakers[victim].signal(signal.SIGKILL)
-    retaken = _wait("every VIP answered again", lambda: scraper.owned(survivors) >= n,
-                    timeout=args.timeout, every=0.1) - lost_at  # fmt: skip
-    time.sleep(1.0)
-    after = scraper.all(survivors)
-    recompute_ms, failover_ms = [], []
-    for name, m in after.items():
-        b = before.get(name, {})
-        count = _delta(m, b, "openelb_speaker_ownership_recompute_seconds_count")
-        if count > 0:
-            total = _delta(m, b, "openelb_speaker_ownership_recompute_seconds_sum")
-            recompute_ms.append(total / count * 1000)
-        moved = _delta(m, b, "openelb_speaker_failover_seconds_count")
-        if moved > 0:
-            failover_ms.append(_delta(m, b, "openelb_speaker_failover_seconds_sum") / moved * 1000)
-    if not recompute_ms:
-        say("  warning: the speakers export no openelb_speaker_ownership_recompute_seconds")
-    facts.update(
-        victim=victim,
-        victim_vips=owned[victim],
-        slow_loops_before_loss=slow_before_loss,
-        slow_loops_total=rig.slow_loops(),
-        slow_loop_examples=rig.slow_loop_lines(),
-        created_s=created,
-    )
-    pure = pure_recompute_ms(n, [h.name for h in rig.nodes], victim)
+    facts.update(rss_mb=rss, created_s=created, converged=answered is not None)
+    facts["before_loss"] = rig.log_counts()
+    victim = max(expected, key=lambda k: expected[k])
+    facts.update(victim=victim, victim_vips=expected[victim])
+    recompute_ms: list[float] = []
+    failover_ms: list[float] = []
+    retaken_ms: list[float] = []
+    if answered is not None:
+        # A node loss: the speaker of the node owning the most VIPs is SIGKILLed.
+        before = scraper.all()
+        survivors = [h for h in rig.nodes if h.name != victim]
+        after_loss = expected_counts(ips, [h.name for h in survivors])
+        say(f"  SIGKILL the speaker of {victim} ({expected[victim]} VIPs)")
+        lost_at = time.monotonic()
+        rig.speakers[victim].signal(signal.SIGKILL)
+        retaken = _wait("every VIP answered again", lambda: scraper.converged(after_loss),
+                        timeout=args.timeout, every=0.1)  # fmt: skip
+        time.sleep(1.0)
+        for name, m in scraper.all(survivors).items():
+            b = before.get(name, {})
+            count = _delta(m, b, "openelb_speaker_ownership_recompute_seconds_count")
+            if count > 0:
+                total = _delta(m, b, "openelb_speaker_ownership_recompute_seconds_sum")
+                recompute_ms.append(total / count * 1000)
+            moved = _delta(m, b, "openelb_speaker_failover_seconds_count")
+            if moved > 0:
+                total = _delta(m, b, "openelb_speaker_failover_seconds_sum")
+                failover_ms.append(total / moved * 1000)
+        if not recompute_ms:
+            say("  warning: the speakers export no openelb_speaker_ownership_recompute_seconds")
+        if retaken is not None:
+            retaken_ms = [(retaken - lost_at) * 1000]
+    else:
+        say("  the speakers never converged: no node-loss phase (see their health below)")
+    facts["total"] = rig.log_counts()
+    facts["slow_loop_examples"] = rig.slow_loop_lines()
+    pure = pure_recompute_ms(ips, [h.name for h in rig.nodes], victim)
     speaker_rss = [v["VmRSS"] for k, v in rss.items() if k.startswith("speaker") and "VmRSS" in v]
     speaker_peak = [v["VmHWM"] for k, v in rss.items() if k.startswith("speaker") and "VmHWM" in v]
     manager = rss.get("manager", {})
     rows = [
-        Row("all addressed (first create -> last ingress)", "s", [addressed]),
-        Row("all answered (first create -> speakers own every VIP)", "s", [answered]),
+        Row("all addressed (first create -> last ingress)", "s", _since(addressed, start)),
+        Row("all answered (first create -> speakers own every VIP)", "s", _since(answered, start)),
         Row("creates alone took (client side)", "s", [created]),
         Row(
             "ownership recompute after a node loss (speakers' own)",
@@ -325,13 +374,15 @@ def measure(rig: Rig, args: argparse.Namespace) -> tuple[list[Row], dict[str, An
             (Target(TARGET_RECOMPUTE_MS, "max"),),
         ),
         Row("baseline: same recompute on a bare OwnershipTable", "ms", pure),
-        Row("node loss -> survivors own every VIP again", "ms", [retaken * 1000]),
+        Row("node loss -> survivors own every VIP again", "ms", retaken_ms),
         Row("failover per moved VIP (last heartbeat -> GARP), mean", "ms", failover_ms),
         Row("speaker RSS", "MB", speaker_rss, (Target(TARGET_SPEAKER_RSS_MB, "max"),)),
         Row("speaker peak RSS (VmHWM)", "MB", speaker_peak),
         Row("manager RSS", "MB", [manager["VmRSS"]] if "VmRSS" in manager else []),
         Row("manager peak RSS (VmHWM)", "MB", [manager["VmHWM"]] if "VmHWM" in manager else []),
     ]
+    worst = facts["total"]["worst_loop_ms"]
+    rows.append(Row("speaker control loop, worst iteration (own log)", "ms", [worst]))
     return rows, facts
 
 
@@ -368,7 +419,7 @@ def main() -> int:
                 f"(namespaces), dataplane {args.dataplane} {' '.join(args.speaker_arg)}; "
                 f"{time.monotonic() - started:.0f} s; "
                 f"lost node {facts['victim']} owned {facts['victim_vips']:.0f} VIPs; "
-                f"slow control-loop warnings: {facts['slow_loops_total']}"
+                f"speakers' health: {facts['total']}"
             ),
         )
     )

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from openelb.lab.benchresult import percentile
+
 
 @dataclass(frozen=True)
 class Row:
@@ -34,6 +36,8 @@ class Row:
     samples: tuple[float, ...]
     target: str
     verdict: str
+    p99: float | None = None
+    """The result's own p99 if it wrote one, else the nearest-rank p99 of the samples."""
 
 
 @dataclass(frozen=True)
@@ -62,19 +66,33 @@ def _row(raw: Mapping[str, Any]) -> Row:
     samples = raw.get("samples")
     numbers = [_number(v) for v in samples] if isinstance(samples, list) else []
     target = raw.get("target")
+    kept = tuple(v for v in numbers if v is not None)
+    p99 = _number(raw.get("p99"))
+    if p99 is None and kept:
+        p99 = percentile(kept, 0.99)
     return Row(
         name=str(raw.get("name", "?")),
         unit=str(raw.get("unit", "")),
         median=_number(raw.get("median")),
-        samples=tuple(v for v in numbers if v is not None),
+        samples=kept,
         target="" if target is None else str(target),
         verdict=str(raw.get("verdict") or ""),
+        p99=p99,
     )
+
+
+def benchmark_name(path: Path) -> str:
+    """The script a result file belongs to: ``<name>-<stamp>.json`` with the stamp dropped and
+    dashes read as underscores (``dataplane-afpacket-<stamp>`` is ``dataplane_afpacket``'s)."""
+    stem = path.name.removesuffix(".json")
+    head, _, stamp = stem.rpartition("-")
+    name = head if head and stamp[:1].isdigit() else stem
+    return name.replace("-", "_")
 
 
 def read_result(path: Path) -> Result:
     """Read one result file; a malformed one yields a Result that names its problem."""
-    name = path.name.split("-", 1)[0]
+    name = benchmark_name(path)
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -114,7 +132,7 @@ def newest_results(results_dir: Path, *, since: float | None = None) -> dict[str
         mtime = path.stat().st_mtime
         if since is not None and mtime < since:
             continue
-        name = path.name.split("-", 1)[0]
+        name = benchmark_name(path)
         if name not in newest or mtime > newest[name][0]:
             newest[name] = (mtime, path)
     return {name: read_result(path) for name, (_, path) in sorted(newest.items())}
@@ -184,14 +202,15 @@ def render_markdown(
         if result.rows:
             lines += [
                 "",
-                "| what | median | min | max | n | target | verdict |",
-                "|---|---|---|---|---|---|---|",
+                "| what | median | p99 | min | max | n | target | verdict |",
+                "|---|---|---|---|---|---|---|---|",
             ]
             for row in result.rows:
                 low = min(row.samples) if row.samples else None
                 high = max(row.samples) if row.samples else None
                 lines.append(
-                    f"| {_cell(row.name)} | {_fmt(row.median)} {row.unit} | {_fmt(low)} | "
+                    f"| {_cell(row.name)} | {_fmt(row.median)} {row.unit} | {_fmt(row.p99)} | "
+                    f"{_fmt(low)} | "
                     f"{_fmt(high)} | {len(row.samples)} | {_cell(row.target)} | {row.verdict} |"
                 )
         if result.ratios:

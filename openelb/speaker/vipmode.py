@@ -161,10 +161,14 @@ class VipMode:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(self.settings.validate_timeout + self.settings.stop_timeout + 5)
-        if self.announcer is not None:
-            self.announcer.close()
-            self.announcer = None
+        self._close_announcer()  # the worker normally did, unless it is stuck
         metrics.vrrp_vips_waiting({})
+
+    def _close_announcer(self) -> None:
+        with self._lock:
+            announcer, self.announcer = self.announcer, None
+        if announcer is not None:
+            announcer.close()
 
     # --- the worker ------------------------------------------------------------------------------
 
@@ -180,9 +184,13 @@ class VipMode:
             self._wake.wait()
             with self._lock:
                 self._wake.clear()
-                if self._closing:
-                    return
+                closing = self._closing
                 inputs, self._pending = self._pending, None
+            if closing:
+                # keepalived's death signal follows the thread that started it: this one stops
+                # it before exiting, so it is never signalled by the thread's end instead.
+                self._close_announcer()
+                return
             if inputs is None:
                 continue
             with self._idle:

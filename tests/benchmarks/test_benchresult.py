@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from openelb.lab.benchreport import read_result
+from openelb.lab.benchreport import benchmark_name, read_result
 from openelb.lab.benchresult import Row, Target, exit_code, percentile, table, write_result
 
 
@@ -43,3 +43,10 @@ def test_written_result_is_read_back_by_the_report(tmp_path: Path) -> None:
     assert result.rows[0].target == "p99 < 5 ms"
     assert result.ratios == (("a / b", 0.5),)
     assert "gap" in table(rows, title="demo")
+
+
+def test_result_files_map_to_their_scripts_even_with_dashes_in_the_name() -> None:
+    assert benchmark_name(Path("ipam-20261202T000000Z.json")) == "ipam"
+    assert benchmark_name(Path("failover_l2-20261203T023511.json")) == "failover_l2"
+    assert benchmark_name(Path("dataplane-afpacket-20261203T030631.json")) == "dataplane_afpacket"
+    assert benchmark_name(Path("odd.json")) == "odd"
