@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from openelb.ipam.addresses import AddressError, parse_ip, parse_pool_address
 from openelb.kube.client import KubeApi
 from openelb.kube.resources import EIPS, ENDPOINTSLICES, EVENTS, LEASES, NODES, SERVICES
 from openelb.kube.views import Eip, EndpointSlice, Lease, Node, Service, ViewError
@@ -183,6 +184,7 @@ def build_status(
                 protocol_of=protocol_of,
                 latest=latest,
                 announced=announced,
+                eips=eips,
             )
         )
     return ClusterStatus(
@@ -203,6 +205,7 @@ def _service_info(
     protocol_of: Mapping[str, str],
     latest: Mapping[tuple[str, str], dict[str, tuple[str, str]]],
     announced: Mapping[str, str],
+    eips: list[Eip],
 ) -> ServiceInfo:
     reasons = latest.get((svc.namespace, svc.name), {})
     if not svc.ingress_ips:
@@ -214,7 +217,7 @@ def _service_info(
         by_event = announced.get(ip, "-")
         plan = plans.get(ip)
         if plan is None:
-            pool = svc.annotations.get("eip.openelb.kubesphere.io/v1alpha2", "") or "?"
+            pool = _pool_holding(ip, eips) or "?"
             note = (
                 "VIP mode: keepalived elects the holder"
                 if protocol_of.get(pool) == "vip"
@@ -246,6 +249,22 @@ def _service_info(
             )
         )
     return ServiceInfo(svc.key, tuple(addresses), "")
+
+
+def _pool_holding(ip: str, eips: Iterable[Eip]) -> str | None:
+    """The Eip whose address range holds ``ip`` (any protocol), None if none does."""
+    try:
+        family, value = parse_ip(ip)
+    except AddressError:
+        return None
+    for eip in eips:
+        try:
+            pool = parse_pool_address(str(eip.spec.get("address") or "")).range
+        except AddressError:
+            continue
+        if pool.family is family and value in pool:
+            return eip.name
+    return None
 
 
 def _pool_info(eip: Eip) -> PoolInfo:

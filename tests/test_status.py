@@ -209,3 +209,38 @@ def test_status_tells_when_the_last_announcement_came_from_another_node(api: Kub
     ).addresses
     assert address.announced_by == other
     assert f"last announced by {other}" in address.note
+
+
+def test_status_names_the_pool_and_holder_of_a_vip_mode_address(api: KubeApi) -> None:
+    """VIP mode: keepalived elects the holder; status takes it from the speakers' VIPHeld Event."""
+    _populate(api)
+    api.create(
+        EIPS,
+        {
+            "apiVersion": "network.kubesphere.io/v1alpha2",
+            "kind": "Eip",
+            "metadata": {"name": "vips"},
+            "spec": {"address": "198.51.100.0/28", "protocol": "vip", "interface": "eth0"},
+        },
+    )
+    api.create(SERVICES, _service("vrrp", []))
+    raw = api.get(SERVICES, "vrrp", namespace="default")
+    raw["status"] = {"loadBalancer": {"ingress": [{"ip": "198.51.100.1"}]}}
+    api.replace(SERVICES, raw, subresource="status")
+    api.create(
+        EVENTS,
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": "vrrp.1", "namespace": "default"},
+            "involvedObject": {"kind": "Service", "namespace": "default", "name": "vrrp"},
+            "type": "Normal",
+            "reason": "VIPHeld",
+            "message": "VIP 198.51.100.1 (Eip vips, VRRP instance oelb_1) is held by node node2",
+            "lastTimestamp": "2026-12-03T00:00:01Z",
+        },
+    )
+    service = next(s for s in collect(api, namespace=NS).services if s.key == "default/vrrp")
+    (address,) = service.addresses
+    assert (address.pool, address.holder, address.announced_by) == ("vips", "node2", "node2")
+    assert "keepalived elects" in address.note
