@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import logging
 import os
 import signal
 import statistics
@@ -320,6 +321,8 @@ def main() -> int:
     unknown = (set(systems) - set(SYSTEMS)) | (set(args.scenarios) - set(SCENARIOS))
     if unknown or args.runs < 1:
         sys.exit(f"unknown systems/scenarios {sorted(unknown)} or --runs < 1")
+    # Killing keepalived is the point here: its supervisor's error logs would drown the table.
+    logging.getLogger("openelb.keepalived").setLevel(logging.CRITICAL)
     results = {(s, sc): Runs() for s in systems for sc in args.scenarios}
     started = time.monotonic()
     with Testbed() as testbed:
