@@ -13,7 +13,15 @@ gap in replies until another node answers, plug the cable back and let the VIP s
 - ``keepalived-tuned``: the same with ``vrrp_version 3`` and ``advert_int 0.1`` (its limit as
   people use it);
 - ``openelb``: the config openelb renders with its default settings (VRRPv3, advert 0.1 s,
-  unicast peers, rotation priorities), run by openelb's supervisor.
+  unicast peers, ranked priorities), run by openelb's supervisor;
+- ``speaker-link`` and ``speaker-graceful``: the whole system (:class:`~openelb.lab.cluster.
+  LabCluster`: embedded apiserver, the real manager, real ``openelb speaker`` processes that run
+  keepalived for a ``protocol: vip`` Eip); the master's cable is cut, or its speaker is stopped
+  with SIGTERM (a rolling update: keepalived leaves with a priority-0 advert) and restarted.
+
+The gap is the client's outage around the handover: the longest silence between replies from
+the failure until the first reply from another node (so a scheduling hiccup after the handover,
+or a preempting return, is not counted as the failover).
 
 Prints a table (p50, p99, min, max per variant; ratios against the baselines measured in the
 same run) and writes JSON under ``benchmarks/results/``.
@@ -38,8 +46,11 @@ from openelb.keepalived.announcer import KeepalivedAnnouncer
 from openelb.keepalived.model import DesiredState, DesiredVip, NodeAddresses
 from openelb.keepalived.nicaddresses import addresses_on
 from openelb.keepalived.supervisor import KeepalivedSupervisor
+from openelb.kube.resources import EIPS
+from openelb.lab.cluster import LabCluster
+from openelb.lab.gaps import StreamResult
 from openelb.lab.netns import Host, Process, Testbed
-from openelb.lab.traffic import DEFAULT_PORT, StreamResult, analyse
+from openelb.lab.traffic import DEFAULT_PORT
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_OPENELB_P50 = 0.4
@@ -72,6 +83,9 @@ def _baseline_config(node: str, priority: int, vip: str, *, tuned: bool) -> str:
         f"    priority {priority}\n" + ("    advert_int 0.1\n" if tuned else "") + "    "
         f"virtual_ipaddress {{\n        {vip}/32 dev eth0\n    }}\n}}\n"
     )
+
+
+SPEAKER_VARIANTS = ("speaker-link", "speaker-graceful")
 
 
 class Cluster:
@@ -132,6 +146,55 @@ class Cluster:
         for stop in self._stops:
             stop()
 
+    def fail(self, master: Host) -> Callable[[], None]:
+        """Cut the master's cable; returns how to undo it."""
+        master.link_down()
+        return master.link_up
+
+
+class SpeakerCluster(Cluster):
+    """The whole system: manager and speakers on a LabCluster; the speakers run keepalived."""
+
+    def __init__(self, *, nodes: int, graceful: bool) -> None:
+        self.graceful = graceful
+        self.lab = LabCluster(nodes=nodes).start()
+        self._stops = [self.lab.close]
+        try:
+            self.lab.start_manager()
+            self.lab.create_eip("bench", self.lab.pool()["ipv4"], protocol="vip", default=True)
+            self.lab.create_service("echo")
+            (self.vip,) = self.lab.wait_for_ingress("echo", timeout=30)
+            deadline = time.monotonic() + 30
+            while not (self.lab.api.get(EIPS, "bench").get("status") or {}).get("virtualRouterIDs"):
+                if time.monotonic() > deadline:
+                    raise SystemExit("the manager assigned no router ID")
+                time.sleep(0.05)
+            self.speakers = {n.name: self.lab.start_speaker(n) for n in self.lab.nodes}
+            self.lab.start_echo_servers()
+        except BaseException:
+            self.lab.close()
+            raise
+        self.hosts = list(self.lab.nodes)
+        assert self.lab.client is not None
+        self.client = self.lab.client
+
+    def fail(self, master: Host) -> Callable[[], None]:
+        if not self.graceful:
+            return super().fail(master)
+        self.speakers[master.name].stop(timeout=20)
+
+        def restart() -> None:
+            # Back before the next run settles: its keepalived may take the VIP back (preempt).
+            pidfile = self.lab.keepalived_dir(master.name) / "keepalived.pid"
+            proc = self.speakers[master.name] = self.lab.start_speaker(master)
+            deadline = time.monotonic() + 30
+            while not ("serving" in proc.log() and pidfile.exists()):
+                if not proc.alive() or time.monotonic() > deadline:
+                    raise SystemExit(f"speaker {master.name} did not come back: {proc.log()}")
+                time.sleep(0.05)
+
+        return restart
+
 
 def _serve(host: Host) -> Process:
     """An echo server in its own process, so its replies never wait for this one's threads."""
@@ -178,17 +241,42 @@ def _one_failover(
             time.sleep(0.01)
         time.sleep(0.3)  # traffic flowing to the master for a while before the cut
         stream.signal(signal.SIGUSR1)
-        master.link_down()
-        stream.popen.wait(duration + 15.0)
+        undo = cluster.fail(master)
+        try:
+            stream.popen.wait(duration + 15.0)
+        finally:
+            undo()
     finally:
         stream.kill()
-        master.link_up()
     if not out.exists():
         return None
-    report = analyse(StreamResult.from_json(out.read_text()), event="usr1")
-    if report.responder_before != master.name or not report.moved:
+    return handover_gap(StreamResult.from_json(out.read_text()), event="usr1", old=master.name)
+
+
+def handover_gap(result: StreamResult, *, event: str, old: str) -> tuple[float, int] | None:
+    """(longest silence, datagrams lost) from ``event`` to the first reply from a node that is
+    not ``old``; None if the last reply before the event was not from ``old`` or nobody else
+    ever answered."""
+    at = result.events[event]
+    answered = sorted(
+        (p for p in result.probes if p.received is not None), key=lambda p: p.received or 0.0
+    )
+    before = [p for p in answered if (p.received or 0.0) <= at]
+    if not before or before[-1].responder != old:
         return None
-    return report.gap, report.lost
+    previous = before[-1].received or 0.0
+    gap = 0.0
+    for probe in answered[len(before) :]:
+        received = probe.received or 0.0
+        gap = max(gap, received - previous)
+        previous = received
+        if probe.responder != old:
+            start = before[-1].sent
+            lost = sum(
+                1 for p in result.probes if p.received is None and start <= p.sent <= received
+            )
+            return gap, lost
+    return None
 
 
 def main() -> None:
@@ -198,7 +286,7 @@ def main() -> None:
     parser.add_argument("--interval-ms", type=float, default=1.0)
     parser.add_argument(
         "--variants",
-        default="keepalived-defaults,keepalived-tuned,openelb",
+        default="keepalived-defaults,keepalived-tuned,openelb,speaker-link,speaker-graceful",
         help="comma-separated subset to run",
     )
     args = parser.parse_args()
@@ -212,7 +300,14 @@ def main() -> None:
         vip = str(testbed.subnet4[200])
         try:
             for variant in variants:
-                cluster = Cluster(testbed, hosts, vip, variant.name)
+                runner = client
+                if variant.name in SPEAKER_VARIANTS:
+                    speaker_cluster = SpeakerCluster(
+                        nodes=args.nodes, graceful=variant.name == "speaker-graceful"
+                    )
+                    cluster, runner = speaker_cluster, speaker_cluster.client
+                else:
+                    cluster = Cluster(testbed, hosts, vip, variant.name)
                 # Settling waits past the startup election and a preempting return; the stream
                 # lasts well beyond the expected gap.
                 slow = variant.name == "keepalived-defaults"
@@ -221,7 +316,7 @@ def main() -> None:
                     for run in range(args.runs):
                         outcome = _one_failover(
                             cluster,
-                            client,
+                            runner,
                             interval_ms=args.interval_ms,
                             quiet=quiet,
                             duration=duration,
@@ -249,7 +344,8 @@ def main() -> None:
 def _report(variants: list[Variant], args: argparse.Namespace) -> None:
     by_name = {v.name: v for v in variants if v.gaps}
     print(
-        f"\nVIP-mode failover, master link cut, {args.nodes} nodes, {args.runs} runs, "
+        f"\nVIP-mode failover (master's link cut; speaker-graceful: its speaker stopped), "
+        f"{args.nodes} nodes, {args.runs} runs, "
         f"client stream every {args.interval_ms} ms"
     )
     print(f"  {'variant':<22} {'p50':>8} {'p99':>8} {'min':>8} {'max':>8} {'lost p50':>9} fail")
@@ -263,7 +359,7 @@ def _report(variants: list[Variant], args: argparse.Namespace) -> None:
             f"  {v.name:<22} {p50 * 1e3:6.0f}ms {p99 * 1e3:6.0f}ms {min(v.gaps) * 1e3:6.0f}ms "
             f"{max(v.gaps) * 1e3:6.0f}ms {statistics.median(v.lost):9.0f} {v.failed:4d}"
         )
-        target = TARGET_OPENELB_P50 if v.name == "openelb" else None
+        target = TARGET_OPENELB_P50 if v.name in ("openelb", "speaker-link") else None
         verdict = "" if target is None else ("met" if p50 < target else "MISSED")
         rows.append(
             {
@@ -279,12 +375,13 @@ def _report(variants: list[Variant], args: argparse.Namespace) -> None:
             }
         )
     ratios: dict[str, float] = {}
-    mine = by_name.get("openelb")
-    for base in ("keepalived-defaults", "keepalived-tuned"):
-        if mine is not None and base in by_name:
-            ratio = statistics.median(mine.gaps) / statistics.median(by_name[base].gaps)
-            ratios[f"openelb / {base} (p50)"] = ratio
-            print(f"  openelb p50 is {ratio:.2f}x {base}")
+    for name in ("openelb", "speaker-link", "speaker-graceful"):
+        mine = by_name.get(name)
+        for base in ("keepalived-defaults", "keepalived-tuned"):
+            if mine is not None and base in by_name:
+                ratio = statistics.median(mine.gaps) / statistics.median(by_name[base].gaps)
+                ratios[f"{name} / {base} (p50)"] = ratio
+                print(f"  {name} p50 is {ratio:.2f}x {base}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"failover_vip-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     out.write_text(

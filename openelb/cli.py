@@ -142,9 +142,22 @@ def speaker(  # noqa: PLR0917 - click passes every option by name
     show_default=True,
     help="How the speakers answer ARP/NDP: XDP where it loads, else AF_PACKET.",
 )
+@click.option(
+    "--mode",
+    type=click.Choice(["layer2", "vip"]),
+    default="layer2",
+    show_default=True,
+    help="layer2: the speakers answer ARP/NDP; vip: keepalived (VRRPv3) holds the VIP.",
+)
 @click.pass_context
 def lab(  # noqa: PLR0917 - click passes options positionally
-    ctx: click.Context, nodes: int, family: str, failure: str, keep: bool, dataplane: str
+    ctx: click.Context,
+    nodes: int,
+    family: str,
+    failure: str,
+    keep: bool,
+    dataplane: str,
+    mode: str,
 ) -> None:
     """Build the whole system in network namespaces and show a failover."""
     if ctx.invoked_subcommand is not None:
@@ -153,7 +166,14 @@ def lab(  # noqa: PLR0917 - click passes options positionally
 
     sys.exit(
         run_lab(
-            LabOptions(nodes=nodes, family=family, failure=failure, keep=keep, dataplane=dataplane)
+            LabOptions(
+                nodes=nodes,
+                family=family,
+                failure=failure,
+                keep=keep,
+                dataplane=dataplane,
+                mode=mode,
+            )
         )
     )
 

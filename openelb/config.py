@@ -313,7 +313,7 @@ class KeepalivedSettings:
     ``(256 - priority) / 256 * advert_int`` before taking over, so 244 instead of, say, 140
     takes over ~40 ms sooner at the default interval."""
     priority_step: int = 10
-    """Priority difference between consecutive nodes in an instance's rotation."""
+    """Priority difference between consecutive nodes in an instance's ranking."""
     unicast: bool = True
     """Send adverts to the eligible nodes' addresses (``--vrrp-unicast``); False = multicast
     (224.0.0.18 / ff02::12), for networks where that is allowed and nodes come and go often."""

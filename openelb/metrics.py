@@ -209,6 +209,14 @@ MANAGER_MANAGED = Gauge(
 )
 
 
+MANAGER_UNASSIGNED = Gauge(
+    "openelb_manager_services_unassigned",
+    "Services of openelb without (all) their addresses, by reason (openelb.ipam.NoIPReason).",
+    ["reason"],
+    registry=registry,
+)
+
+
 def manager_batch_done(*, seconds: float, services: int) -> None:
     """Record one reconcile batch."""
     MANAGER_BATCH_DURATION.observe(seconds)
@@ -223,6 +231,12 @@ def manager_write_failed(kind: str) -> None:
 def manager_managed(count: int) -> None:
     """Record how many Services the manager allocates for."""
     MANAGER_MANAGED.set(count)
+
+
+def manager_unassigned(counts: Mapping[str, int]) -> None:
+    """Record how many Services wait for an address, per reason (every reason, zeros too)."""
+    for reason, count in counts.items():
+        MANAGER_UNASSIGNED.labels(reason).set(count)
 
 
 # --- dataplane -----------------------------------------------------------------------------------
@@ -618,6 +632,7 @@ __all__ = [
     "MANAGER_BATCH_DURATION",
     "MANAGER_MANAGED",
     "MANAGER_RECONCILED",
+    "MANAGER_UNASSIGNED",
     "MANAGER_WRITE_ERRORS",
     "VRRP_FAILOVER",
     "VRRP_STATE",
@@ -645,6 +660,7 @@ __all__ = [
     "kube_watch_relisted",
     "manager_batch_done",
     "manager_managed",
+    "manager_unassigned",
     "manager_write_failed",
     "ownership_recomputed",
     "register_xdp_counters",

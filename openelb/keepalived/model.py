@@ -9,8 +9,10 @@ same priorities:
 - one instance per (Eip, address family, router ID, eligible-node set, NIC): VIPs of one Eip
   that share those fail over together; IPv4 and IPv6 need separate instances (keepalived keeps
   one family per instance), and may share the router ID (VRRPv3 keeps families apart);
-- priorities rotate with the router ID, so different Eips prefer different masters and VIPs
-  spread over the nodes instead of all landing on one;
+- priorities follow a rendezvous ranking of the nodes per router ID (``sha256(node#id)``, the
+  rule Layer 2 ownership uses), so different Eips prefer different masters and VIPs spread over
+  the nodes instead of all landing on one; and a node leaving changes the preferred master only
+  of the instances it was preferred for (a rotation by position moved unrelated VIPs too);
 - unicast peers are the other eligible nodes' addresses of the instance's family;
 - two instances that would need the same (family, router ID) on one segment, or a node
   without an address of the family, are reported as :class:`PlanIssue` rather than rendered
@@ -20,6 +22,7 @@ same priorities:
 from __future__ import annotations
 
 import enum
+import hashlib
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -114,7 +117,7 @@ class Instance:
     peers: tuple[str, ...]
     """Other eligible nodes' addresses (empty in multicast mode or for a single node)."""
     preferred: str
-    """The node the rotation prefers as master (highest priority)."""
+    """The node the ranking prefers as master (highest priority)."""
 
 
 @dataclass(frozen=True)
@@ -145,24 +148,27 @@ def instance_name(*, eip: str, family: int, router_id: int, index: int = 0) -> s
     return base if index == 0 else f"{base}_{index}"
 
 
-def rotation_priority(
+def rank_priority(
     *, node: str, eligible: Iterable[str], router_id: int, settings: KeepalivedSettings
 ) -> tuple[int, str]:
     """This node's priority and the preferred master for an instance with ``router_id``.
 
-    Nodes in name order, rotated by the router ID: instance 1 prefers the second node, instance
-    2 the third... so Eips spread over the nodes. Steps shrink for large sets so every node
-    keeps a distinct priority while one is possible (254 levels).
+    The nodes are ranked by ``sha256(node + "#" + router_id)`` (rendezvous hashing): every node
+    computes the same order, different router IDs prefer different nodes, and removing a node
+    keeps the order of the others, so only the instances it led get a new master. Steps shrink
+    for large sets so every node keeps a distinct priority while one is possible (254 levels).
     """
-    ordered = sorted(eligible)
+    ordered = sorted(eligible, key=lambda n: (_rank(n, router_id), n))
     count = len(ordered)
-    offset = router_id % count
-    rotated = ordered[offset:] + ordered[:offset]
-    position = rotated.index(node)
+    position = ordered.index(node)
     step = settings.priority_step
     if count > 1:
         step = max(1, min(step, (settings.priority_top - 1) // (count - 1)))
-    return max(1, settings.priority_top - position * step), rotated[0]
+    return max(1, settings.priority_top - position * step), ordered[0]
+
+
+def _rank(node: str, router_id: int) -> bytes:
+    return hashlib.sha256(f"{node}#{router_id}".encode()).digest()
 
 
 def _family(address: str) -> int | None:
@@ -241,7 +247,12 @@ def plan(state: DesiredState, settings: KeepalivedSettings) -> Plan:
                 address = addresses.address(key.family) if addresses is not None else None
                 if address is not None:
                     peers.append(address)
-        priority, preferred = rotation_priority(
+            if not peers and source is not None:
+                # Alone, it advertises to itself: keepalived reads unicast keywords without peers
+                # as multicast, and a reload between the two resets the instance (its VIP goes
+                # for ~3 adverts) just when the last other node leaves or the first one returns.
+                peers.append(source)
+        priority, preferred = rank_priority(
             node=state.node, eligible=key.eligible, router_id=key.router_id, settings=settings
         )
         name = instance_name(eip=key.eip, family=key.family, router_id=key.router_id)

@@ -76,8 +76,7 @@ def render_instance(instance: Instance, *, settings: KeepalivedSettings) -> list
         body.insert(0, "version 2")
     if not settings.preempt:
         body.append("nopreempt")
-    # A lone node has nobody to talk to; unicast keywords without peers make keepalived
-    # complain (and fall back to multicast anyway), so that instance just has none.
+    # The plan gives a lone node itself as its peer (see openelb.keepalived.model).
     if instance.source is not None and instance.peers:
         body.append(f"unicast_src_ip {instance.source}")
         body.append("unicast_peer {")

@@ -10,7 +10,9 @@ configs taking VIP mode down) decides the rules here:
 - a reload (SIGHUP) happens only when the rendered text changed;
 - when keepalived dies, its VIPs are taken off the NIC at once (another node is taking over: two
   holders would be split brain), then it is restarted after a capped, doubling delay;
-- a keepalived left running by a speaker that was killed is stopped on start, and VIPs a crashed
+- keepalived gets SIGTERM when the speaker dies (``setpriv --pdeathsig``): an orphan would keep
+  serving a config nobody updates any more (a deleted Service's VIP, a node set long gone);
+  one left running anyway (no setpriv) is stopped on the next start, and VIPs a crashed
   keepalived left on the NIC are removed before the new one starts;
 - stop sends SIGTERM (keepalived sends priority 0, so a backup takes over at once, and releases
   its VIPs), then kills after a timeout, then removes whatever VIPs remain.
@@ -23,6 +25,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -255,6 +258,7 @@ class KeepalivedSupervisor:
     def _spawn(self) -> None:
         cmd = [
             *self._prefix(),
+            *_death_signal(),
             self.settings.binary,
             "--dont-fork",
             "--vrrp",
@@ -396,6 +400,17 @@ class KeepalivedSupervisor:
         if removed:
             log.warning("removed %d VIPs left on NICs by keepalived", removed)
             metrics.keepalived_vips_cleaned(removed)
+
+
+def _death_signal() -> list[str]:
+    """Wrap keepalived so the kernel sends it SIGTERM when its parent (the speaker) dies.
+
+    The signal follows the thread that started it; the speaker starts keepalived from threads
+    that live as long as the supervisor. ``preexec_fn`` could do the same with prctl, but is not
+    safe in a process with threads.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM"] if setpriv else []
 
 
 def _union(a: Mapping[str, set[str]], b: Mapping[str, set[str]]) -> dict[str, set[str]]:

@@ -6,6 +6,9 @@ creates an Eip and a Service, and shows: the IP assigned, which node answers (it
 client's traffic answered, a node failure injected, the failover gap the client measured.
 Everything is torn down at the end, on Ctrl-C and on errors; ``--keep`` leaves it running for
 exploration and prints the commands to poke at it.
+
+``--mode vip`` tells the same story in VIP mode (``openelb.lab.vipstory``): the Eip has
+``protocol: vip`` and keepalived, run by the speakers, holds the VIP instead of the data plane.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from types import FrameType
 from openelb.lab.cluster import LabCluster, LabError
 from openelb.lab.netns import Host, Process
 from openelb.lab.traffic import DEFAULT_PORT, GapReport, UdpStream, analyse
+from openelb.lab.vipstory import MODES, tell_vrrp_masters
 from openelb.status import collect
 
 FAILURES = ("link", "kill", "graceful")
@@ -47,6 +51,8 @@ class LabOptions:
     failure: str = "link"
     keep: bool = False
     dataplane: str = "auto"
+    mode: str = "layer2"
+    """``layer2`` or ``vip`` (keepalived)."""
     speaker_args: tuple[str, ...] = ()
 
 
@@ -74,6 +80,8 @@ def run_lab(options: LabOptions, out: Callable[[str], None] = print) -> int:
     """Run the story; 0 when every step did what it should, 1 otherwise (teardown either way)."""
     if options.failure not in FAILURES:
         raise LabError(f"failure must be one of {', '.join(FAILURES)}")
+    if options.mode not in MODES:
+        raise LabError(f"mode must be one of {', '.join(MODES)}")
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     story = Story(out)
@@ -128,8 +136,8 @@ def _story(lab: LabCluster, options: LabOptions, story: Story, *, manager_port: 
     pools = lab.pool()
     families = {"ipv4": ["ipv4"], "ipv6": ["ipv6"], "dual": ["ipv4", "ipv6"]}[options.family]
     for family in families:
-        lab.create_eip(f"lab-{family}", pools[family], default=True)
-        story.say(f"Eip lab-{family}: {pools[family]} (layer2, interface eth0)")
+        lab.create_eip(f"lab-{family}", pools[family], protocol=options.mode, default=True)
+        story.say(f"Eip lab-{family}: {pools[family]} ({options.mode}, interface eth0)")
     created = time.monotonic()
     lab.create_service("echo")
     story.say("Service default/echo (UDP 7007), annotation lb.kubesphere.io/v1alpha1: openelb")
@@ -140,6 +148,10 @@ def _story(lab: LabCluster, options: LabOptions, story: Story, *, manager_port: 
     lab.start_echo_servers()
 
     ok = True
+    if options.mode == "vip":
+        story.begin("keepalived on the nodes elects a master for each VIP")
+        eips = [f"lab-{family}" for family in families]
+        ok &= tell_vrrp_masters(lab, eips=eips, vips=vips, say=story.say)
     failed: set[str] = set()
     for vip in vips:
         ok &= _show_vip(

@@ -269,8 +269,10 @@ class Controller:
     ) -> Raw | None:
         """Status write, then finalizer removal; returns the object after the status write."""
         latest: Raw | None = raw
-        if decision.ingress is not None:
-            latest = self._write(key, result, self._writer.set_ingress, raw, decision.ingress)
+        if decision.writes_status:
+            latest = self._write(
+                key, result, self._writer.set_service_status, raw, decision, now=self._clock()
+            )
             if latest is None:
                 return None
         if decision.finalizer is FinalizerChange.REMOVE and latest is not None:
@@ -453,6 +455,7 @@ class Controller:
             if decision.failure is not None and decision.events:
                 metrics.ipam_allocation_failed(decision.failure.value)
         metrics.manager_managed(sum(1 for _ in self.reconciler.allocator.holdings.services()))
+        metrics.manager_unassigned(self.reconciler.unassigned())
         pools = self.reconciler.allocator.pools
         for gone in self._observed_pools.difference(pools):
             metrics.ipam_pool_removed(gone)

@@ -10,6 +10,7 @@ import enum
 from dataclasses import dataclass
 
 from openelb.ipam import Assigned, NoIPReason, ServiceKey
+from openelb.manager.conditions import ServiceCondition
 
 
 class FinalizerChange(enum.Enum):
@@ -56,6 +57,15 @@ class ServiceDecision:
     """Addresses given back by this decision (metrics)."""
     failure: NoIPReason | None = None
     """Why the Service got no (complete) address, when it did not."""
+    condition: ServiceCondition | None = None
+    """Desired ``openelb.io/AddressAssigned`` condition (meaningful when ``condition_write``)."""
+    condition_write: bool = False
+    """The stored condition differs from ``condition`` (None: ours is to be removed)."""
+
+    @property
+    def writes_status(self) -> bool:
+        """The Service's status needs a write (addresses or condition)."""
+        return self.ingress is not None or self.condition_write
 
 
 @dataclass(frozen=True)

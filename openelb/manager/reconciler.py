@@ -28,6 +28,7 @@ from openelb.ipam import (
     EipSpec,
     EipState,
     NoIP,
+    NoIPReason,
     RouterIdRange,
     ServiceKey,
     ServiceRequest,
@@ -36,6 +37,7 @@ from openelb.ipam import (
     parse_ip,
     rebuild,
 )
+from openelb.manager.conditions import ServiceCondition, condition_differs
 from openelb.manager.decisions import EventNote, FinalizerChange, ServiceDecision, StartReport
 from openelb.manager.eipstatus import VipRouterIds, assign_vip_router_ids, desired_eip_status
 from openelb.manager.optin import Raw, has_finalizer, is_deleting, is_opted_in
@@ -51,6 +53,22 @@ from openelb.manager.reading import (
 
 DEFER_SECONDS = 0.2
 """How long a decision waits for another Service's stored status to let go of an address."""
+
+
+def _assigned_condition(result: Allocation) -> ServiceCondition:
+    """True, naming the addresses and their Eips (not who shares them: that would rewrite
+    every sharer's status when one more joins)."""
+    described = ", ".join(
+        f"{a.ip} from Eip '{a.pool}'" if a.pool else f"{a.ip} (in no Eip)" for a in result.addresses
+    )
+    if result.degraded:
+        failure = result.degraded[0]
+        return ServiceCondition(
+            True,
+            "PartiallyAssigned",
+            f"{described}; no {failure.family.value} address: {failure.message}",
+        )
+    return ServiceCondition(True, "Assigned", described)
 
 
 def canonical_ip(text: str) -> str:
@@ -80,6 +98,8 @@ class Reconciler:
         self._published: dict[ServiceKey, tuple[str, ...]] = {}
         self._by_ip: dict[str, set[ServiceKey]] = {}
         self._last_warning: dict[ServiceKey, tuple[str, str]] = {}
+        self._waiting: dict[ServiceKey, NoIPReason] = {}
+        """Services without (all) their addresses, and why (the unassigned gauge)."""
         self._unlisted: dict[ServiceKey, tuple[str, ...]] = {}
         """Addresses a Service keeps that no Eip lists (reported once per set)."""
         self._pending: dict[ServiceKey, list[EventNote]] = {}
@@ -155,7 +175,18 @@ class Reconciler:
         decision = self._decide(key, raw)
         if self.allocator.holdings.of_service(key) != before:
             self.generation += 1
+        if decision.failure is not None:
+            self._waiting[key] = decision.failure
+        elif decision.retry_after is None:
+            self._waiting.pop(key, None)
         return decision
+
+    def unassigned(self) -> dict[str, int]:
+        """Services without (all) their addresses, counted by reason (``NoIPReason`` values)."""
+        counts = dict.fromkeys((reason.value for reason in NoIPReason), 0)
+        for reason in self._waiting.values():
+            counts[reason.value] += 1
+        return counts
 
     def _decide(self, key: ServiceKey, raw: Raw | None) -> ServiceDecision:
         if raw is None:
@@ -196,6 +227,7 @@ class Reconciler:
             finalizer=finalizer,
             events=events,
             released=released,
+            condition_write=condition_differs(raw, None),
         )
 
     def _allocate(self, key: ServiceKey, raw: Raw) -> ServiceDecision:
@@ -213,6 +245,8 @@ class Reconciler:
                 self._last_warning[key] = note
                 events.append(EventNote("Warning", result.reason.value, result.message))
             released = tuple(ip for ip in held_before if ip not in ips)
+            kept_note = f" (keeps {', '.join(ips)})" if ips else ""
+            condition = ServiceCondition(False, result.reason.value, result.message + kept_note)
             return ServiceDecision(
                 key,
                 ingress=self._ingress_if_changed(raw, ips),
@@ -220,6 +254,8 @@ class Reconciler:
                 events=tuple(events),
                 released=released,
                 failure=result.reason,
+                condition=condition,
+                condition_write=condition_differs(raw, condition),
             )
         new = tuple(a for a in result.addresses if a.ip not in held_before)
         blocked = [a.ip for a in new if self._published_elsewhere(a.ip, key)]
@@ -231,6 +267,7 @@ class Reconciler:
         events.extend(self._allocation_notes(key, result))
         events.extend(self._unlisted_notes(key, result))
         kept = {a.ip for a in result.addresses}
+        condition = _assigned_condition(result)
         return ServiceDecision(
             key,
             ingress=self._ingress_if_changed(raw, result.ips),
@@ -239,6 +276,8 @@ class Reconciler:
             allocated=new,
             released=tuple(ip for ip in held_before if ip not in kept),
             failure=result.degraded[0].reason if result.degraded else None,
+            condition=condition,
+            condition_write=condition_differs(raw, condition),
         )
 
     def _adopt(self, key: ServiceKey, request: ServiceRequest, raw: Raw) -> None:

@@ -15,7 +15,8 @@ from typing import Any
 from openelb.kube.client import KubeApi
 from openelb.kube.errors import KubeError
 from openelb.kube.resources import EIPS, SERVICES
-from openelb.manager.decisions import ingress_status
+from openelb.manager.conditions import with_condition
+from openelb.manager.decisions import ServiceDecision, ingress_status
 from openelb.manager.optin import EIP_FINALIZER, FINALIZER, Raw
 
 
@@ -53,11 +54,19 @@ class FencedWriter:
         patch = _finalizer_patch(raw, EIP_FINALIZER, present=present)
         return self._api.patch(EIPS, raw["metadata"]["name"], patch)
 
-    def set_ingress(self, raw: Raw, ips: tuple[str, ...]) -> dict[str, Any]:
-        """Replace ``status.loadBalancer.ingress`` (PUT /status with the object's RV)."""
+    def set_service_status(
+        self, raw: Raw, decision: ServiceDecision, *, now: str
+    ) -> dict[str, Any]:
+        """Write what ``decision`` changes in the Service's status: the ingress addresses and/or
+        openelb's condition (one PUT /status with the object's RV)."""
         self._check()
         body = copy.deepcopy(dict(raw))
-        body["status"] = ingress_status(body.get("status"), ips)
+        status = dict(body.get("status") or {})
+        if decision.ingress is not None:
+            status = ingress_status(status, decision.ingress)
+        if decision.condition_write:
+            status = with_condition(raw, status, decision.condition, now=now)
+        body["status"] = status
         return self._api.replace(SERVICES, body, subresource="status")
 
     def read_service(self, namespace: str, name: str) -> dict[str, Any]:

@@ -73,7 +73,7 @@ class Cluster:
         raise AssertionError(f"{vip} is in no plan")
 
     def master(self, vip: str) -> str:
-        """The VIP's holder once the election settled (on the rotation's preferred node)."""
+        """The VIP's holder once the election settled (on the ranking's preferred node)."""
         want = [self.preferred(vip)]
         assert _wait(lambda: self.holders(vip) == want), f"holders: {self.holders(vip)}"
         return want[0]
@@ -207,9 +207,12 @@ def test_a_refused_config_keeps_the_running_one_and_says_why(cluster: Cluster) -
 _SPEAKER = """
 import sys, time
 from pathlib import Path
+from openelb.keepalived import supervisor
 from openelb.keepalived.announcer import KeepalivedAnnouncer
 from openelb.keepalived.model import DesiredState, DesiredVip, NodeAddresses
-netns, rundir, vip, v4 = sys.argv[1:5]
+netns, rundir, vip, v4, death_signal = sys.argv[1:6]
+if death_signal == "off":  # as where setpriv is missing
+    supervisor._death_signal = lambda: []
 a = KeepalivedAnnouncer(node="a", runtime_dir=Path(rundir), netns=netns, watch_adverts=False)
 a.start()
 a.apply(DesiredState("a", (DesiredVip(vip, "pool1", 20, frozenset({"a"}), "eth0"),),
@@ -219,26 +222,52 @@ time.sleep(60)
 """
 
 
-def test_a_killed_speakers_keepalived_and_vips_are_cleaned_up_at_start(
-    testbed: Testbed, tmp_path: Path
-) -> None:
+def _speaker_killed(
+    testbed: Testbed, tmp_path: Path, *, death_signal: str
+) -> tuple[Host, Path, str, int]:
+    """A speaker stand-in that started keepalived with the VIP, then died by SIGKILL."""
     host = testbed.add_host("a")
     vip = str(testbed.subnet4[250])
     rundir = tmp_path / "a"
     speaker = testbed.spawn(
-        [sys.executable, "-c", _SPEAKER, host.netns, str(rundir), vip, str(host.ipv4.ip)],
+        [
+            sys.executable,
+            "-c",
+            _SPEAKER,
+            host.netns,
+            str(rundir),
+            vip,
+            str(host.ipv4.ip),
+            death_signal,
+        ],
         name="speaker",
     )
     assert _wait(lambda: "applied" in speaker.log(), timeout=20), speaker.log()
     assert _wait(lambda: vip in addresses_on("eth0", netns=host.netns))
     keepalived_pid = int(speaker.log().split()[1])
-    speaker.kill()  # SIGKILL: no cleanup; keepalived (own session) and the VIP stay behind
+    speaker.kill()  # SIGKILL: the speaker cleans up nothing itself
+    return host, rundir, vip, keepalived_pid
+
+
+def test_keepalived_leaves_with_its_vips_when_the_speaker_is_killed(
+    testbed: Testbed, tmp_path: Path
+) -> None:
+    host, _rundir, vip, keepalived_pid = _speaker_killed(testbed, tmp_path, death_signal="on")
+    assert _wait(lambda: not Path(f"/proc/{keepalived_pid}").exists(), timeout=10)
+    assert _wait(lambda: vip not in addresses_on("eth0", netns=host.netns), timeout=5)
+
+
+def test_a_killed_speakers_keepalived_and_vips_are_cleaned_up_at_start(
+    testbed: Testbed, tmp_path: Path
+) -> None:
+    host, rundir, vip, keepalived_pid = _speaker_killed(testbed, tmp_path, death_signal="off")
+    # Without a death signal keepalived (own session) and the VIP stay behind...
     assert Path(f"/proc/{keepalived_pid}").exists()
     assert vip in addresses_on("eth0", netns=host.netns)
     successor = KeepalivedAnnouncer(
         node="a", runtime_dir=rundir, netns=host.netns, watch_adverts=False
     ).start()
-    try:
+    try:  # ...until the next speaker starts
         assert vip not in addresses_on("eth0", netns=host.netns)
         assert _wait(lambda: not Path(f"/proc/{keepalived_pid}").exists(), timeout=5)
     finally:

@@ -104,6 +104,14 @@ class VipLab:
         return "\n".join(f"--- {n}:\n{p.log()[-1500:]}" for n, p in self.speakers.items())
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _wait(predicate: Callable[[], object], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -160,6 +168,14 @@ def test_one_node_holds_the_vip_reports_it_and_survives_keepalived_being_killed(
     now = vip_lab.wait_single_holder()
     assert vip_lab.answered_by() == {now}
 
+    # The speaker itself is SIGKILLed: its keepalived must not go on serving a config nobody
+    # updates any more; it leaves (death signal) and another node takes the VIP.
+    pid = vip_lab.keepalived_pid(now)
+    vip_lab.speakers[now].kill()
+    assert _wait(lambda: pid is not None and not _alive(pid), SETTLE), vip_lab.logs()
+    after = vip_lab.wait_single_holder(other_than=now)
+    assert vip_lab.answered_by() == {after}
+
 
 def test_graceful_stop_and_link_cut_move_the_vip_and_never_leave_two_masters(
     vip_lab: VipLab,
@@ -175,8 +191,9 @@ def test_graceful_stop_and_link_cut_move_the_vip_and_never_leave_two_masters(
     vip_lab.speakers[first].stop(timeout=20)
     report = analyse(stream.wait(timeout=30), event="stop")
     second = vip_lab.wait_single_holder(other_than=first)
+    # (No assertion on the stream's largest gap: a graceful handover takes a few ms, and on a
+    # loaded machine scheduling noise can make a longer pause elsewhere in the stream.)
     print(f"\ngraceful stop of {first}: gap {report.gap * 1000:.0f} ms, now {second}")
-    assert report.responder_after == second
     assert vip_lab.answered_by() == {second}
     assert _wait(lambda: any(first in m for m in vip_lab.events("VIPReleased")), SETTLE)
 
@@ -197,3 +214,29 @@ def test_graceful_stop_and_link_cut_move_the_vip_and_never_leave_two_masters(
     holder = vip_lab.wait_single_holder()
     assert vip_lab.answered_by() == {holder}
     assert len(vip_lab.holders()) == 1
+
+
+def test_layer2_and_vip_eips_are_served_side_by_side_by_the_same_speakers(
+    testbed: Testbed,
+) -> None:
+    with LabCluster(nodes=2, testbed=testbed) as lab:
+        lab.start_manager()
+        v4 = lab.testbed.subnet4
+        lab.create_eip("l2", f"{v4[220]}-{v4[221]}")
+        lab.create_eip("vips", f"{v4[230]}-{v4[231]}", protocol="vip")
+        lab.create_service("layer2", annotations={"eip.openelb.kubesphere.io/v1alpha2": "l2"})
+        lab.create_service("vipmode", annotations={"eip.openelb.kubesphere.io/v1alpha2": "vips"})
+        (l2_vip,) = lab.wait_for_ingress("layer2", timeout=SETTLE)
+        (vrrp_vip,) = lab.wait_for_ingress("vipmode", timeout=SETTLE)
+        lab.expose(l2_vip)  # kube-proxy's part for the Layer 2 VIP; keepalived adds its own
+        speakers = {
+            node.name: lab.start_speaker(node, "--dataplane", "afpacket") for node in lab.nodes
+        }
+        lab.start_echo_servers()
+        vrrp = VipLab(lab, vrrp_vip, speakers)
+        holder = vrrp.wait_single_holder()
+        assert vrrp.answered_by() == {holder}
+        # The Layer 2 VIP is answered by the data plane (never put on a NIC by keepalived).
+        layer2 = VipLab(lab, l2_vip, speakers)
+        assert _wait(lambda: len(layer2.answered_by(duration=0.3)) == 1, SETTLE), vrrp.logs()
+        assert layer2.holders() == set()

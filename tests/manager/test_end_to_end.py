@@ -16,6 +16,7 @@ from openelb.kube.client import KubeApi, connect
 from openelb.kube.errors import NotFound
 from openelb.kube.resources import EIPS, NAMESPACES, SERVICES
 from openelb.manager import EIP_FINALIZER, FINALIZER
+from openelb.manager.conditions import stored_condition
 from tests.manager.harness import (
     check_invariants,
     create,
@@ -134,12 +135,26 @@ def test_full_and_disabled_pools_warn_and_a_waiting_service_gets_an_address_late
         wait_for("disabled", lambda: "PoolDisabled" in warning_reasons(api, "wants-off"))
         assert _condition(eip_status(api, "off"), "Ready")["reason"] == "Disabled"
         assert eip_status(api, "tiny")["occupied"] is True
+        # The reason also stays on the Service itself, as a condition.
+        waiting = wait_for("condition", lambda: _service_condition(api, "second"))
+        assert (waiting["status"], waiting["reason"]) == ("False", "PoolFull")
+        assert _service_condition(api, "wants-off")["reason"] == "PoolDisabled"
         # The user makes room: the waiting Service gets an address without being touched.
         tiny = api.get(EIPS, "tiny")
         tiny["spec"]["address"] = "10.0.0.1-10.0.0.2"
         api.replace(EIPS, tiny)
         wait_for("second after growth", lambda: ingress_of(api, "second") == ("10.0.0.2",))
+        assigned = wait_for(
+            "condition flips",
+            lambda: (c := _service_condition(api, "second")) and c["status"] == "True" and c,
+        )
+        assert assigned["reason"] == "Assigned" and "10.0.0.2" in assigned["message"]
     check_invariants(api)
+
+
+def _service_condition(api: KubeApi, name: str) -> dict[str, Any]:
+    raw = get_service(api, name)
+    return dict(stored_condition(raw) or {}) if raw else {}
 
 
 def test_namespace_selector_priority_and_default_pool(api: KubeApi) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from openelb.ipam import NoIPReason, ServiceKey
+from openelb.ipam import NoIPReason, RouterIdRange, ServiceKey
 from openelb.manager import FINALIZER, FinalizerChange, Reconciler, ServiceDecision
+from openelb.manager.conditions import CONDITION_TYPE, stored_condition, with_condition
 from openelb.manager.reading import ingress_ips
 from tests.manager.objects import eip, namespace, service
 
@@ -22,6 +23,8 @@ def apply(raw: dict[str, Any], decision: ServiceDecision) -> dict[str, Any]:
     raw = copy.deepcopy(raw)
     if decision.ingress is not None:
         raw["status"]["loadBalancer"] = {"ingress": [{"ip": ip} for ip in decision.ingress]}
+    if decision.condition_write:
+        raw["status"] = with_condition(raw, raw["status"], decision.condition, now=NOW)
     finalizers = raw["metadata"].setdefault("finalizers", [])
     if decision.finalizer is FinalizerChange.ADD:
         finalizers.append(FINALIZER)
@@ -64,6 +67,7 @@ def test_an_unchanged_service_needs_no_write() -> None:
     raw = apply(service("web"), reconciler.reconcile(key("web"), service("web")))
     again = reconciler.reconcile(key("web"), raw)
     assert again.ingress is None and again.finalizer is FinalizerChange.KEEP and not again.events
+    assert not again.writes_status
 
 
 def test_no_ip_gives_a_warning_once_and_keeps_nothing_it_did_not_have() -> None:
@@ -74,6 +78,42 @@ def test_no_ip_gives_a_warning_once_and_keeps_nothing_it_did_not_have() -> None:
     assert [(e.type, e.reason) for e in first.events] == [("Warning", "PoolFull")]
     assert "no free address" in first.events[0].message
     assert reconciler.reconcile(key("b"), service("b")).events == ()
+
+
+def test_the_service_condition_says_why_there_is_no_address_and_flips_when_one_comes() -> None:
+    reconciler = started(eip("pool", "10.0.0.0/32", default=True))
+    holder = apply(service("a"), reconciler.reconcile(key("a"), service("a")))
+    assert stored_condition(holder) is not None
+    first = reconciler.reconcile(key("b"), service("b"))
+    assert first.condition_write and first.ingress is None
+    waiting = apply(service("b"), first)
+    condition = stored_condition(waiting)
+    assert condition is not None and condition["type"] == CONDITION_TYPE
+    assert (condition["status"], condition["reason"]) == ("False", "PoolFull")
+    assert "no free address" in condition["message"]
+    assert condition["lastTransitionTime"] == NOW
+    assert not reconciler.reconcile(key("b"), waiting).writes_status  # nothing new to say
+    reconciler.reconcile(key("a"), None)  # the holder goes: b gets the address
+    got = reconciler.reconcile(key("b"), waiting)
+    assert got.ingress == ("10.0.0.0",) and got.condition_write
+    done = stored_condition(apply(waiting, got))
+    assert done is not None and (done["status"], done["reason"]) == ("True", "Assigned")
+    assert "10.0.0.0 from Eip 'pool'" in done["message"]
+
+
+def test_a_service_that_leaves_openelb_loses_the_condition_and_others_are_kept() -> None:
+    reconciler = started(eip("pool", "10.0.0.0/30", default=True))
+    raw = apply(service("a"), reconciler.reconcile(key("a"), service("a")))
+    raw["status"].setdefault("conditions", []).insert(
+        0, {"type": "example.com/Other", "status": "True", "reason": "Theirs", "message": ""}
+    )
+    raw["metadata"].pop("annotations", None)
+    raw["spec"].pop("loadBalancerClass", None)
+    left = reconciler.reconcile(key("a"), raw)
+    assert left.condition_write and left.condition is None
+    after = apply(raw, left)
+    assert stored_condition(after) is None
+    assert [c["type"] for c in after["status"]["conditions"]] == ["example.com/Other"]
 
 
 def test_requested_ip_taken_or_outside_every_pool_is_refused_with_a_reason() -> None:
@@ -259,6 +299,53 @@ def test_vip_mode_addresses_get_router_ids_that_survive_a_restart() -> None:
     reconciler.refresh_router_ids()
     after = reconciler.eip_status("vip", now=NOW)
     assert after is not None and after["virtualRouterIDs"] == {"10.1.0.1": 2, "10.1.0.9": 1}
+
+
+def test_router_ids_are_unique_across_vip_eips_in_range_and_kept_by_a_restarted_manager() -> None:
+    ids = RouterIdRange(10, 13, frozenset({11}))
+    pools = (
+        eip("v4", "10.1.0.0/24", default=True, protocol="vip"),
+        eip("v6", "2001:db8:1::/64", default=True, protocol="vip", created=5),
+        eip("l2", "10.2.0.0/24", protocol="layer2", created=9),
+    )
+    first = Reconciler(router_id_range=ids)
+    first.start(services=(), eips=pools, namespaces=[namespace("default")])
+    services = {
+        "a": service("a"),
+        "b": service("b", families=("IPv6",)),
+        "c": service("c", pool="l2"),
+    }
+    written = {name: apply(raw, first.reconcile(key(name), raw)) for name, raw in services.items()}
+    first.refresh_router_ids()
+    v4 = first.eip_status("v4", now=NOW)
+    v6 = first.eip_status("v6", now=NOW)
+    assert v4 is not None and v6 is not None
+    assert v4["virtualRouterIDs"] == {"10.1.0.0": 10}
+    assert v6["virtualRouterIDs"] == {"2001:db8:1::": 12}  # 11 is reserved
+    assert "virtualRouterIDs" not in (first.eip_status("l2", now=NOW) or {})
+    # A new manager (another order of Services, the same statuses) keeps every ID.
+    stored = (
+        eip("v4", "10.1.0.0/24", default=True, protocol="vip", status=v4),
+        eip("v6", "2001:db8:1::/64", default=True, protocol="vip", created=5, status=v6),
+        pools[2],
+    )
+    second = Reconciler(router_id_range=ids)
+    second.start(
+        services=list(reversed(written.values())), eips=stored, namespaces=[namespace("default")]
+    )
+    second.refresh_router_ids()
+    assert (second.eip_status("v4", now=NOW) or {})["virtualRouterIDs"] == {"10.1.0.0": 10}
+    assert (second.eip_status("v6", now=NOW) or {})["virtualRouterIDs"] == {"2001:db8:1::": 12}
+    # The range holds three IDs: the fourth VIP gets none and its Eip says so once.
+    second.reconcile(key("d"), service("d"))
+    second.reconcile(key("e"), service("e"))
+    second.refresh_router_ids()
+    given = (second.eip_status("v4", now=NOW) or {})["virtualRouterIDs"]
+    assert given == {"10.1.0.0": 10, "10.1.0.1": 13}
+    notes = second.eip_events("v4")
+    assert [(n.type, n.reason) for n in notes] == [("Warning", "RouterIDsExhausted")]
+    assert "10.1.0.2" in notes[0].message
+    assert second.eip_events("v4") == ()
 
 
 def test_invalid_eips_get_conditions_and_one_warning_event_per_problem() -> None:
