@@ -318,6 +318,10 @@ class LabCluster:
 
     def start_manager(self, *args: str, name: str = "manager") -> Process:
         """``openelb manager`` in the root namespace, on the loopback kubeconfig."""
+        if "--metrics-port" not in args:
+            # The root namespace is shared with whatever else runs here (other labs, tests): a
+            # fixed port would make a second manager exit at start.
+            args = ("--metrics-port", "0", *args)
         cmd = [_openelb(), "manager", "--kubeconfig", str(self.kubeconfig), *args]
         return self.testbed.spawn(cmd, name=name, env=_env())
 

@@ -34,20 +34,31 @@ def tell_vrrp_masters(
     eips: Sequence[str],
     vips: Sequence[str],
     say: Callable[[str], None],
-    timeout: float = 20.0,
+    timeout: float = 60.0,
+    quiet: float = 2.0,
 ) -> bool:
-    """Wait until every VIP is held by one node; say who holds it and with which router ID."""
+    """Wait until every VIP is held by one node for ``quiet`` s; say who and with which ID.
+
+    First every node's keepalived must run: a speaker that starts late (a loaded machine) would
+    otherwise take over the VIPs it is preferred for in the middle of the story.
+    """
+    deadline = time.monotonic() + timeout
+    pending = list(lab.nodes)
+    while pending and time.monotonic() < deadline:
+        pending = [
+            n for n in pending if not (lab.keepalived_dir(n.name) / "keepalived.pid").exists()
+        ]
+        time.sleep(0.1)
+    if pending:
+        say(f"keepalived is not running on {', '.join(n.name for n in pending)}")
+        return False
     router_ids: dict[str, object] = {}
     for name in eips:
         status = lab.api.get(EIPS, name).get("status") or {}
         router_ids.update(status.get("virtualRouterIDs") or {})
     ok = True
     for vip in vips:
-        deadline = time.monotonic() + timeout
-        held = holders(lab, vip)
-        while len(held) != 1 and time.monotonic() < deadline:
-            time.sleep(0.1)
-            held = holders(lab, vip)
+        held = _settled(lab, vip, quiet=quiet, deadline=deadline)
         rid = router_ids.get(vip, "?")
         if len(held) == 1:
             say(
@@ -58,3 +69,17 @@ def tell_vrrp_masters(
             say(f"{vip}: held by {held or 'no node'} after {timeout:.0f} s (expected one node)")
             ok = False
     return ok
+
+
+def _settled(lab: LabCluster, vip: str, *, quiet: float, deadline: float) -> list[str]:
+    """The holders of ``vip`` once one node held it for ``quiet`` s (or at ``deadline``)."""
+    held = holders(lab, vip)
+    since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now = holders(lab, vip)
+        if now != held:
+            held, since = now, time.monotonic()
+        elif len(held) == 1 and time.monotonic() - since >= quiet:
+            break
+    return held

@@ -32,6 +32,7 @@ from openelb import metrics
 from openelb.config import KeepalivedSettings, SpeakerSettings
 from openelb.dataplane import packet
 from openelb.dataplane.announcing import AnnounceSender
+from openelb.dataplane.multicast import SolicitedNodeGroups
 from openelb.dataplane.responder import (
     DEFAULT_PIN_ROOT,
     DataplaneError,
@@ -53,6 +54,7 @@ from openelb.speaker.heartbeating import Gate, HeartbeatTransport, resolve_targe
 from openelb.speaker.interfaces import InterfaceError, resolve_interface, subnet_warning
 from openelb.speaker.lease import SpeakerLease
 from openelb.speaker.membership import EVERYONE
+from openelb.speaker.neighbours import NeighbourUnsticker
 from openelb.speaker.records import SpeakerRecord, node_of_lease, owner_of_mac, parse_record
 from openelb.speaker.vipmode import VipInputs, VipMode
 from openelb.speaker.wire import Kind
@@ -108,6 +110,9 @@ class SpeakerNode:
         self.lease: SpeakerLease | None = None
         self.responder: Responder | None = None
         self.sender = AnnounceSender()
+        self.groups = SolicitedNodeGroups()
+        self.neighbours = NeighbourUnsticker(period=5 * settings.heartbeat_interval)
+        self._joined: set[tuple[str, str]] = set()  # (nic, IPv6 VIP) whose group we hold
         self.events = EventRecorder(api, component="openelb-speaker", host=self.node)
         self._dirty = threading.Event()
         self._dirty_since: float | None = None
@@ -119,6 +124,7 @@ class SpeakerNode:
         self._macs: dict[str, str] = {}
         self._nics: tuple[str, ...] = ()
         self._blocked: dict[str, float] = {}  # VIP in use by another host -> retry at
+        self._blocked_by: dict[str, bytes] = {}  # ... and that host's MAC
         self._first_announce: dict[str, tuple[float | None, float | None]] = {}
         self._lease_seen: dict[str, tuple[str, float]] = {}
         self._programmed: frozenset[str] = frozenset()
@@ -211,6 +217,9 @@ class SpeakerNode:
         if self._preloaded is not None:
             self._preloaded.close()
             self._preloaded = None
+        self.groups.close()
+        self._joined.clear()
+        self.neighbours.close()
         self.sender.close()
         self.events.close(timeout=1.0)
 
@@ -297,11 +306,22 @@ class SpeakerNode:
                 self.transport.stats(),
                 self.transport.destinations,
             )
+        self._unstick_dead_peers()
         t2 = time.monotonic()
         self.transport.tick()
         self._phases.append(("tick", time.monotonic() - t2))
         if self.responder is not None and self.responder.gate_handle() is None:
             self.responder.refresh_gate(self.settings.detection_time)
+
+    def _unstick_dead_peers(self) -> None:
+        # Peers we hold dead but still heartbeat to (a cut link, most likely): keep their
+        # neighbour entries from sitting in FAILED, so the heal carries heartbeats at once.
+        dead = self.core.detector.dead() & self.core.targets()
+        addresses = [self._facts.addresses[p][0] for p in dead if p in self._facts.addresses]
+        if addresses:
+            self.neighbours.unstick(addresses, now=time.monotonic())
+        elif self.neighbours.watched:
+            self.neighbours.forget(())
 
     # --- facts -----------------------------------------------------------------------------------
 
@@ -474,6 +494,13 @@ class SpeakerNode:
     # --- actions ---------------------------------------------------------------------------------
 
     def _apply(self, actions: Actions, *, now: float) -> None:
+        # A conflict block belongs to one tenure: a VIP given up and taken over later (failover)
+        # is never held back by what a probe found back then.
+        for ip in actions.lost:
+            self._unblock(ip)
+        for gain in actions.gained:
+            if gain.failover_from is not None:
+                self._unblock(gain.ip)
         for gain in actions.gained:
             log.info(
                 "now answering for %s%s",
@@ -561,14 +588,35 @@ class SpeakerNode:
             return
         wanted = frozenset(ip for ip in self.core.answering() if ip not in self._blocked)
         entries = []
+        nics = []
         for ip in sorted(wanted):
             nic = self._nic_of(ip)
             if nic is None or nic not in self._macs:
                 continue
             mac = bytes.fromhex(self._macs[nic].replace(":", ""))
             entries.append(VipEntry.on(nic, ipaddress.ip_address(ip), mac))
+            nics.append(nic)
         self.responder.sync(entries)
         self._programmed = frozenset(str(e.ip) for e in entries)
+        self._sync_groups({(nic, str(e.ip)) for e, nic in zip(entries, nics, strict=True)})
+
+    def _sync_groups(self, wanted: set[tuple[str, str]]) -> None:
+        """Hold the solicited-node group of every IPv6 VIP we answer, on its NIC: a NIC with a
+        multicast filter (and a snooping switch) would not pass its Neighbor Solicitations."""
+        wanted = {(nic, ip) for nic, ip in wanted if ":" in ip}
+        for nic, ip in sorted(wanted - self._joined):
+            try:
+                self.groups.join(nic, ip)
+            except DataplaneError as exc:
+                log.warning("cannot join the solicited-node group of %s on %s: %s", ip, nic, exc)
+                continue
+            self._joined.add((nic, ip))
+        for nic, ip in sorted(self._joined - wanted):
+            self._joined.discard((nic, ip))
+            try:
+                self.groups.leave(nic, ip)
+            except DataplaneError as exc:
+                log.warning("cannot leave the solicited-node group of %s on %s: %s", ip, nic, exc)
 
     def _probe(self, ip: str) -> None:
         nic = self._nic_of(ip)
@@ -599,6 +647,7 @@ class SpeakerNode:
             return
         metrics.conflict_seen("probe")
         self._blocked[ip] = time.monotonic() + self.settings.probe_retry
+        self._blocked_by[ip] = claimer
         message = (
             f"{ip} is already in use on {nic} by {claimer.hex(':')}: not announced, "
             f"retrying in {self.settings.probe_retry:.0f}s"
@@ -610,13 +659,25 @@ class SpeakerNode:
             if svc is not None:
                 self.events.event(svc, WARNING, "AddressInUse", message)
 
+    def _unblock(self, ip: str) -> None:
+        self._blocked.pop(ip, None)
+        self._blocked_by.pop(ip, None)
+
     def _retry_blocked(self) -> None:
         now = time.monotonic()
         for ip, at in list(self._blocked.items()):
-            if at > now:
+            claimer = self._blocked_by.get(ip)
+            # The "foreign" MAC may turn out to be a speaker whose Lease we had not seen yet
+            # (two speakers starting together): then it was no conflict, go on at once.
+            peer = claimer is not None and owner_of_mac(self._facts.records, claimer) is not None
+            if at > now and not peer:
                 continue
-            del self._blocked[ip]
-            if ip in self.core.answering():
+            self._unblock(ip)
+            if peer and ip in self.core.answering():
+                log.info("%s: the MAC that answered the probe is a speaker's: announcing", ip)
+                self._program()
+                self.core.scheduler.gain(ip, now=now)
+            elif ip in self.core.answering():
                 self._probe(ip)
                 if ip not in self._blocked:
                     self._program()

@@ -13,8 +13,9 @@ keepalived binary), or when a previous speaker left one running or VIPs on a NIC
 
 What users see comes back from here: an Event on every Service of a VIP when this node takes
 it ("... is held by node n2"), releases it or is in FAULT; a Warning Event when a VIP cannot be
-configured (no router ID yet, router ID conflict, no node address) or keepalived refuses the
-config (the old config keeps running); ``openelb_vrrp_vips_waiting`` counts the VIPs left out.
+configured (no router ID yet, router ID conflict, no node address), keepalived refuses the
+config (the old config keeps running) or cannot run at all; ``openelb_vrrp_vips_waiting`` counts
+the VIPs left out.
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ from openelb.config import KeepalivedSettings
 from openelb.keepalived.announcer import KeepalivedAnnouncer
 from openelb.keepalived.desired import (
     VIP_PROTOCOL,
+    VipModeState,
     WaitingVip,
     state_change_event,
     vip_mode_state,
 )
 from openelb.keepalived.model import PlanIssue
 from openelb.keepalived.states import VipStateChange
+from openelb.keepalived.supervisor import KeepalivedError
 from openelb.kube.events import NORMAL, WARNING
 from openelb.kube.views import Eip, EndpointSlice, Node, Service
 from openelb.speaker.interfaces import InterfaceError, resolve_interface
@@ -47,6 +50,7 @@ log = logging.getLogger(__name__)
 WAITING_NO_ROUTER_ID = "NoRouterID"
 """``openelb_vrrp_vips_waiting`` reason: the manager has not written the VIP's router ID yet."""
 CONFIG_REJECTED = "KeepalivedConfigRejected"
+KEEPALIVED_FAILED = "KeepalivedFailed"
 
 
 class EventSink(Protocol):
@@ -107,7 +111,7 @@ class VipMode:
         self.announcer: KeepalivedAnnouncer | None = None
         self._services: dict[str, tuple[str, ...]] = {}
         self._waiting: set[tuple[str, str]] = set()
-        self._rejected = ""
+        self._failure = ""
         self.applied = 0
         """Snapshots applied (tests wait on it)."""
 
@@ -182,10 +186,11 @@ class VipMode:
     def _loop(self) -> None:
         while True:
             self._wake.wait()
-            with self._lock:
+            with self._idle, self._lock:  # taking the snapshot and "busy" in one step: wait_idle
                 self._wake.clear()
                 closing = self._closing
                 inputs, self._pending = self._pending, None
+                self._busy = inputs is not None and not closing
             if closing:
                 # keepalived's death signal follows the thread that started it: this one stops
                 # it before exiting, so it is never signalled by the thread's end instead.
@@ -193,8 +198,6 @@ class VipMode:
                 return
             if inputs is None:
                 continue
-            with self._idle:
-                self._busy = True
             try:
                 self._apply(inputs)
             except Exception:  # the worker must survive anything one snapshot does to it
@@ -215,26 +218,41 @@ class VipMode:
             records=inputs.records,
         )
         self._services = dict(state.services)
-        if self.announcer is None:
-            self.announcer = self._factory(
-                node=self.node,
-                settings=self.settings,
-                on_change=self._state_changed,
-                on_issue=self._issue,
-            )
-            self.announcer.start()
-        outcome = self.announcer.apply(state.desired)
+        try:
+            if self.announcer is None:
+                announcer = self._factory(
+                    node=self.node,
+                    settings=self.settings,
+                    on_change=self._state_changed,
+                    on_issue=self._issue,
+                )
+                announcer.start()
+                self.announcer = announcer
+            outcome = self.announcer.apply(state.desired)
+        except (KeepalivedError, OSError) as exc:
+            # No keepalived binary, an unwritable --keepalived-dir...: say so once, retry on
+            # the next change.
+            self._report_failure(KEEPALIVED_FAILED, f"VIP mode cannot run keepalived: {exc}", state)
+            return
         if outcome.result.applied:
-            self._rejected = ""
-        elif outcome.result.error != self._rejected:
-            self._rejected = outcome.result.error
-            message = (
+            self._failure = ""
+        else:
+            self._report_failure(
+                CONFIG_REJECTED,
                 "keepalived refused the new config; the previous one stays in use: "
-                + outcome.result.error
+                + outcome.result.error,
+                state,
             )
-            for vip in sorted(state.services):
-                self._to_services(vip, WARNING, CONFIG_REJECTED, message)
         self._report_waiting(state.waiting, outcome.issues)
+
+    def _report_failure(self, reason: str, message: str, state: VipModeState) -> None:
+        """Log and tell the Services once per distinct failure (every watch event retries)."""
+        if message == self._failure:
+            return
+        self._failure = message
+        log.error("%s", message)
+        for vip in sorted(state.services):
+            self._to_services(vip, WARNING, reason, message)
 
     def _report_waiting(self, waiting: Iterable[WaitingVip], issues: Iterable[PlanIssue]) -> None:
         counts: dict[str, int] = {}

@@ -214,3 +214,29 @@ def test_graceful_stop_and_link_cut_move_the_vip_and_never_leave_two_masters(
     holder = vip_lab.wait_single_holder()
     assert vip_lab.answered_by() == {holder}
     assert len(vip_lab.holders()) == 1
+
+
+def test_layer2_and_vip_eips_are_served_side_by_side_by_the_same_speakers(
+    testbed: Testbed,
+) -> None:
+    with LabCluster(nodes=2, testbed=testbed) as lab:
+        lab.start_manager()
+        v4 = lab.testbed.subnet4
+        lab.create_eip("l2", f"{v4[220]}-{v4[221]}")
+        lab.create_eip("vips", f"{v4[230]}-{v4[231]}", protocol="vip")
+        lab.create_service("layer2", annotations={"eip.openelb.kubesphere.io/v1alpha2": "l2"})
+        lab.create_service("vipmode", annotations={"eip.openelb.kubesphere.io/v1alpha2": "vips"})
+        (l2_vip,) = lab.wait_for_ingress("layer2", timeout=SETTLE)
+        (vrrp_vip,) = lab.wait_for_ingress("vipmode", timeout=SETTLE)
+        lab.expose(l2_vip)  # kube-proxy's part for the Layer 2 VIP; keepalived adds its own
+        speakers = {
+            node.name: lab.start_speaker(node, "--dataplane", "afpacket") for node in lab.nodes
+        }
+        lab.start_echo_servers()
+        vrrp = VipLab(lab, vrrp_vip, speakers)
+        holder = vrrp.wait_single_holder()
+        assert vrrp.answered_by() == {holder}
+        # The Layer 2 VIP is answered by the data plane (never put on a NIC by keepalived).
+        layer2 = VipLab(lab, l2_vip, speakers)
+        assert _wait(lambda: len(layer2.answered_by(duration=0.3)) == 1, SETTLE), vrrp.logs()
+        assert layer2.holders() == set()

@@ -19,7 +19,7 @@ from openelb.keepalived.announcer import AnnounceOutcome
 from openelb.keepalived.model import DesiredState, PlanIssue, plan
 from openelb.keepalived.notify import VrrpState
 from openelb.keepalived.states import VipStateChange
-from openelb.keepalived.supervisor import ApplyResult
+from openelb.keepalived.supervisor import ApplyResult, KeepalivedError
 from openelb.kube.views import Eip, Service
 from openelb.speaker.records import SpeakerRecord
 from openelb.speaker.vipmode import VipInputs, VipMode
@@ -202,6 +202,21 @@ def test_a_refused_config_is_a_warning_once_per_distinct_error(rig: Rig) -> None
         rig.update(services=[svc("web", ["10.9.0.1"])], eips=[pool])
     assert rig.events.reasons() == ["KeepalivedConfigRejected"]
     assert "previous one stays in use" in rig.events.recorded[0][3]
+
+
+def test_keepalived_that_cannot_run_is_a_warning_once_and_retried(rig: Rig) -> None:
+    def broken(**kwargs: Any) -> FakeAnnouncer:
+        raise KeepalivedError("cannot start /no/keepalived: No such file or directory")
+
+    rig.vip._factory = broken
+    pool = eip("vips", "10.9.0.0/28", {"10.9.0.1": 5})
+    for _ in range(3):
+        rig.update(services=[svc("web", ["10.9.0.1"])], eips=[pool])
+    assert rig.events.reasons() == ["KeepalivedFailed"]
+    assert "/no/keepalived" in rig.events.recorded[0][3]
+    rig.vip._factory = rig._make  # installed meanwhile: the next change starts it
+    rig.update(services=[svc("web", ["10.9.0.1"])], eips=[pool])
+    assert rig.fakes and rig.fakes[0].applied
 
 
 def test_an_eip_whose_nic_is_missing_leaves_this_node_out(rig: Rig) -> None:
