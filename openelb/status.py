@@ -19,11 +19,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from openelb.ipam.addresses import AddressError, parse_ip, parse_pool_address
 from openelb.kube.client import KubeApi
 from openelb.kube.resources import EIPS, ENDPOINTSLICES, EVENTS, LEASES, NODES, SERVICES
 from openelb.kube.views import Eip, EndpointSlice, Lease, Node, Service, ViewError
-from openelb.speaker.desired import desired_vips, node_eligibility
+from openelb.speaker.desired import (
+    AddressPool,
+    address_pools,
+    desired_vips,
+    node_eligibility,
+    pool_of,
+)
 from openelb.speaker.ownership import compute_placement
 from openelb.speaker.records import SpeakerRecord, node_of_lease, parse_record
 
@@ -170,6 +175,7 @@ def build_status(
     protocol_of = {p.name: p.protocol for p in pools}
     macs = {n: r.macs for n, r in records.items()}
     latest = _latest_events(events)
+    ranges = address_pools(eips)  # every Eip, any protocol: which pool an address is from
     announced = _announcers(events)
     infos: list[ServiceInfo] = []
     for svc in sorted(services, key=lambda s: s.key):
@@ -184,7 +190,7 @@ def build_status(
                 protocol_of=protocol_of,
                 latest=latest,
                 announced=announced,
-                eips=eips,
+                ranges=ranges,
             )
         )
     return ClusterStatus(
@@ -205,7 +211,7 @@ def _service_info(
     protocol_of: Mapping[str, str],
     latest: Mapping[tuple[str, str], dict[str, tuple[str, str]]],
     announced: Mapping[str, str],
-    eips: list[Eip],
+    ranges: list[AddressPool],
 ) -> ServiceInfo:
     reasons = latest.get((svc.namespace, svc.name), {})
     if not svc.ingress_ips:
@@ -217,7 +223,7 @@ def _service_info(
         by_event = announced.get(ip, "-")
         plan = plans.get(ip)
         if plan is None:
-            pool = _pool_holding(ip, eips) or "?"
+            pool = pool_of(ip, ranges) or "?"
             note = (
                 "VIP mode: keepalived elects the holder"
                 if protocol_of.get(pool) == "vip"
@@ -249,22 +255,6 @@ def _service_info(
             )
         )
     return ServiceInfo(svc.key, tuple(addresses), "")
-
-
-def _pool_holding(ip: str, eips: Iterable[Eip]) -> str | None:
-    """The Eip whose address range holds ``ip`` (any protocol), None if none does."""
-    try:
-        family, value = parse_ip(ip)
-    except AddressError:
-        return None
-    for eip in eips:
-        try:
-            pool = parse_pool_address(str(eip.spec.get("address") or "")).range
-        except AddressError:
-            continue
-        if pool.family is family and value in pool:
-            return eip.name
-    return None
 
 
 def _pool_info(eip: Eip) -> PoolInfo:

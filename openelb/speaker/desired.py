@@ -17,7 +17,7 @@ Pure: views in, plain data out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from openelb.ipam.addresses import (
@@ -53,26 +53,41 @@ def node_eligibility(nodes: Iterable[Node]) -> dict[str, bool]:
 
 
 @dataclass(frozen=True)
-class _Pool:
+class AddressPool:
+    """An Eip's name and the addresses its spec covers."""
+
     name: str
     range: AddressRange
 
 
-def layer2_pools(eips: Iterable[Eip]) -> list[_Pool]:
-    """Enabled Layer 2 Eips with a parsable address (invalid ones are the manager's to report)."""
+def address_pools(
+    eips: Iterable[Eip], *, keep: Callable[[Eip], bool] = lambda _eip: True
+) -> list[AddressPool]:
+    """The kept Eips with a parsable address, by name (invalid ones are the manager's to report)."""
     pools = []
     for eip in eips:
-        if str(eip.spec.get("protocol") or "") != LAYER2 or eip.spec.get("disable"):
+        if not keep(eip):
             continue
         try:
             parsed = parse_pool_address(str(eip.spec.get("address") or ""))
         except AddressError:
             continue
-        pools.append(_Pool(eip.name, parsed.range))
+        pools.append(AddressPool(eip.name, parsed.range))
     return sorted(pools, key=lambda p: p.name)
 
 
-def _pool_of(ip: str, pools: list[_Pool]) -> str | None:
+def layer2_pools(eips: Iterable[Eip]) -> list[AddressPool]:
+    """Enabled Layer 2 Eips with a parsable address."""
+    return address_pools(
+        eips,
+        keep=lambda eip: (
+            str(eip.spec.get("protocol") or "") == LAYER2 and not eip.spec.get("disable")
+        ),
+    )
+
+
+def pool_of(ip: str, pools: list[AddressPool]) -> str | None:
+    """Name of the first pool whose range holds ``ip``, None if none does (or ``ip`` is bad)."""
     try:
         family, value = parse_ip(ip)
     except AddressError:
@@ -103,7 +118,7 @@ def desired_vips(
             on_ip.setdefault(_canonical(ip), []).append(svc)
     plans: dict[str, VipPlan] = {}
     for ip, svcs in sorted(on_ip.items()):
-        eip = _pool_of(ip, pools)
+        eip = pool_of(ip, pools)
         if eip is None:
             continue
         with_nic = frozenset(n for n, r in records.items() if r.may_serve(eip))
