@@ -70,6 +70,25 @@ def _service(name: str, ips: list[str]) -> Any:
     }
 
 
+def _service_event(
+    api: KubeApi, name: str, service: str, *, type: str, reason: str, message: str, at: str
+) -> None:
+    """An Event about Service ``default/<service>``, as the manager or a speaker writes it."""
+    api.create(
+        EVENTS,
+        {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": "default"},
+            "involvedObject": {"kind": "Service", "namespace": "default", "name": service},
+            "type": type,
+            "reason": reason,
+            "message": message,
+            "lastTimestamp": at,
+        },
+    )
+
+
 def _populate(api: KubeApi) -> None:
     api.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
     for name in ("node1", "node2", "node3"):
@@ -95,18 +114,14 @@ def _populate(api: KubeApi) -> None:
             raw = api.get(SERVICES, name, namespace="default")
             raw["status"] = {"loadBalancer": {"ingress": [{"ip": ip} for ip in ips]}}
             api.replace(SERVICES, raw, subresource="status")
-    api.create(
-        EVENTS,
-        {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": "pending.1", "namespace": "default"},
-            "involvedObject": {"kind": "Service", "namespace": "default", "name": "pending"},
-            "type": "Warning",
-            "reason": "PoolExhausted",
-            "message": "no free address in Eip pool",
-            "lastTimestamp": "2026-12-03T00:00:00Z",
-        },
+    _service_event(
+        api,
+        "pending.1",
+        "pending",
+        type="Warning",
+        reason="PoolExhausted",
+        message="no free address in Eip pool",
+        at="2026-12-03T00:00:00Z",
     )
     api.create(LEASES, _lease("openelb-manager", "manager-abc", age=1))
     for node, mac, age in (
@@ -191,18 +206,14 @@ def test_status_tells_when_the_last_announcement_came_from_another_node(api: Kub
     owner = compute_placement(ip, live=["node1", "node2"]).owner
     other = "node2" if owner == "node1" else "node1"
     for i, node in enumerate((owner, other)):
-        api.create(
-            EVENTS,
-            {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {"name": f"web.{i}", "namespace": "default"},
-                "involvedObject": {"kind": "Service", "namespace": "default", "name": "web"},
-                "type": "Normal",
-                "reason": "Announced",
-                "message": f"{ip} announced by node {node} on eth0",
-                "lastTimestamp": "2026-12-03T00:00:01Z",  # same second: write order decides
-            },
+        _service_event(
+            api,
+            f"web.{i}",
+            "web",
+            type="Normal",
+            reason="Announced",
+            message=f"{ip} announced by node {node} on eth0",
+            at="2026-12-03T00:00:01Z",  # same second: write order decides
         )
     (address,) = next(
         s for s in collect(api, namespace=NS).services if s.key == "default/web"
@@ -227,18 +238,14 @@ def test_status_names_the_pool_and_holder_of_a_vip_mode_address(api: KubeApi) ->
     raw = api.get(SERVICES, "vrrp", namespace="default")
     raw["status"] = {"loadBalancer": {"ingress": [{"ip": "198.51.100.1"}]}}
     api.replace(SERVICES, raw, subresource="status")
-    api.create(
-        EVENTS,
-        {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": "vrrp.1", "namespace": "default"},
-            "involvedObject": {"kind": "Service", "namespace": "default", "name": "vrrp"},
-            "type": "Normal",
-            "reason": "VIPHeld",
-            "message": "VIP 198.51.100.1 (Eip vips, VRRP instance oelb_1) is held by node node2",
-            "lastTimestamp": "2026-12-03T00:00:01Z",
-        },
+    _service_event(
+        api,
+        "vrrp.1",
+        "vrrp",
+        type="Normal",
+        reason="VIPHeld",
+        message="VIP 198.51.100.1 (Eip vips, VRRP instance oelb_1) is held by node node2",
+        at="2026-12-03T00:00:01Z",
     )
     service = next(s for s in collect(api, namespace=NS).services if s.key == "default/vrrp")
     (address,) = service.addresses
