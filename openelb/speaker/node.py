@@ -53,7 +53,13 @@ from openelb.speaker.announcing import AnnounceScheduler
 from openelb.speaker.core import Actions, SpeakerCore
 from openelb.speaker.desired import DesiredVips, VipPlan, layer2_pools, node_eligibility
 from openelb.speaker.heartbeating import Gate, HeartbeatTransport, resolve_targets
-from openelb.speaker.interfaces import InterfaceError, resolve_interface, subnet_warning
+from openelb.speaker.interfaces import (
+    InterfaceError,
+    Network,
+    nic_networks,
+    resolve_interface,
+    warning_for,
+)
 from openelb.speaker.lease import SpeakerLease
 from openelb.speaker.membership import EVERYONE
 from openelb.speaker.neighbours import NeighbourUnsticker
@@ -64,6 +70,8 @@ from openelb.speaker.wire import Kind
 log = logging.getLogger(__name__)
 
 ResponderFactory = Callable[[list[str]], Responder]
+_SUBNETS_TTL = 5.0
+"""How long a NIC's subnets read for the SubnetMismatch warning are reused."""
 
 
 @dataclass
@@ -135,6 +143,7 @@ class SpeakerNode:
         self._changed_keys: dict[str, set[str]] = {"services": set(), "slices": set()}
         self._interfaces: dict[str, str] = {}  # eip -> nic on this node
         self._interface_errors: dict[str, str] = {}
+        self._subnets: dict[str, tuple[float, list[Network] | None]] = {}  # nic -> (read at, nets)
         self._unserved: frozenset[str] = frozenset()  # Layer 2 Eips this node cannot serve
         self._macs: dict[str, str] = {}
         self._nics: tuple[str, ...] = ()
@@ -615,7 +624,7 @@ class SpeakerNode:
             return
         warning = None
         with contextlib.suppress(ValueError, OSError):
-            warning = subnet_warning(nic, ip)
+            warning = warning_for(nic, ip, self._networks(nic))
         for key in plan.services:
             svc = self.caches["services"].get(key)
             if svc is None:
@@ -625,6 +634,15 @@ class SpeakerNode:
             )
             if warning:
                 self.events.event(svc, WARNING, "SubnetMismatch", warning)
+
+    def _networks(self, nic: str) -> list[Network] | None:
+        # Read once per NIC per few seconds: hundreds of first announcements share one dump.
+        now = time.monotonic()
+        cached = self._subnets.get(nic)
+        if cached is None or now - cached[0] > _SUBNETS_TTL:
+            cached = (now, nic_networks(nic))
+            self._subnets[nic] = cached
+        return cached[1]
 
     def _nic_of(self, ip: str) -> str | None:
         plan = self._facts.plans.get(ip)
