@@ -259,11 +259,18 @@ class SpeakerNode:
         """Wait for a message, a change or a deadline; react to everything pending."""
         assert self.transport is not None
         started = time.monotonic()
+        cpu = time.thread_time()
         self._step_inner(max_wait)
         took = time.monotonic() - started - self._waited
         if took > self.settings.hung_after / 4:
             # A loop this slow eats into the heartbeat ring: say so before it costs the VIPs.
-            log.warning("slow control-loop iteration: %.0f ms (%s)", took * 1000, self._phases)
+            # Its own CPU time tells our work from waiting for a CPU or the GIL.
+            log.warning(
+                "slow control-loop iteration: %.0f ms (%.0f ms CPU; %s)",
+                took * 1000,
+                (time.thread_time() - cpu) * 1000,
+                ", ".join(f"{name} {t * 1000:.0f} ms" for name, t in self._phases),
+            )
 
     def _step_inner(self, max_wait: float) -> None:
         assert self.transport is not None
@@ -291,6 +298,7 @@ class SpeakerNode:
         observed = time.monotonic()
         self.transport.drain_now()
         self._phases.append(("drain", time.monotonic() - observed))
+        t = time.monotonic()
         pending = [first]
         with contextlib.suppress(queue.Empty):
             while True:
@@ -301,24 +309,18 @@ class SpeakerNode:
                 if item.message.kind is not Kind.HEARTBEAT:
                     log.debug("received %s", item.message)
                 actions.merge(self.core.receive(item.message, now=item.arrived))
+        self._phases.append(("receive", time.monotonic() - t))
         if self.probes is not None and len(self.probes):
             t = time.monotonic()
             self._probed(self.probes.poll(now=t), now=t)
             self._phases.append(("probes", time.monotonic() - t))
-        actions.merge(self.core.poll(now=time.monotonic(), observed=observed))
+        t = time.monotonic()
+        actions.merge(self.core.poll(now=t, observed=observed))
+        self._phases.append(("poll", time.monotonic() - t))
         if self.responder is not None:
-            for conflict in self.responder.conflicts(0.0):
-                claimer = owner_of_mac(self._facts.records, conflict.mac)
-                metrics.conflict_seen("announce")
-                log.warning(
-                    "%s claimed by %s (%s)",
-                    conflict.ip,
-                    conflict.mac.hex(":"),
-                    claimer or "foreign",
-                )
-                actions.merge(
-                    self.core.conflict(str(conflict.ip), claimer=claimer, now=time.monotonic())
-                )
+            t = time.monotonic()
+            self._conflicts(actions)
+            self._phases.append(("conflicts", time.monotonic() - t))
         t1 = time.monotonic()
         self._apply(actions, now=t1)
         self._phases.append(("apply", time.monotonic() - t1))
@@ -326,6 +328,7 @@ class SpeakerNode:
             self.transport.set_incarnation(self.core.incarnation)
             if self.lease is not None:
                 self.lease.update(self._record())
+        t = time.monotonic()
         self._retry_blocked()
         if log.isEnabledFor(logging.DEBUG) and time.monotonic() - self._last_status > 1.0:
             self._last_status = time.monotonic()
@@ -344,11 +347,51 @@ class SpeakerNode:
                 self.transport.destinations,
             )
         self._unstick_dead_peers()
+        self._phases.append(("retry+unstick", time.monotonic() - t))
         t2 = time.monotonic()
         self.transport.tick()
         self._phases.append(("tick", time.monotonic() - t2))
         if self.responder is not None and self.responder.gate_handle() is None:
             self.responder.refresh_gate(self.settings.detection_time)
+
+    def _conflicts(self, actions: Actions) -> None:
+        """What the data plane saw other hosts claim, once per VIP and one log line per claimer.
+
+        A takeover of 1,000 VIPs that we still hold shows up as 10,000 claims (two frames per
+        VIP, five bursts): handled and logged one by one they kept the loop busy for seconds.
+        """
+        seen = self.responder.conflicts(0.0) if self.responder is not None else []
+        if not seen:
+            return
+        latest = {str(c.ip): c for c in seen}
+        for _ in seen:
+            metrics.conflict_seen("announce")
+        claimed: dict[str, list[str]] = {}
+        obituaries: set[tuple[str, tuple[str, ...]]] = set()
+        now = time.monotonic()
+        for ip, conflict in latest.items():
+            claimer = owner_of_mac(self._facts.records, conflict.mac)
+            who = f"{conflict.mac.hex(':')} ({claimer or 'foreign'})"
+            claimed.setdefault(who, []).append(ip)
+            out = self.core.conflict(ip, claimer=claimer, now=now)
+            kept = []
+            for o in out.send:
+                if o.message.kind is Kind.OBITUARY:
+                    # One obituary per claimer is enough: it refutes once, for all its VIPs.
+                    if (o.message.subject, o.to) in obituaries:
+                        continue
+                    obituaries.add((o.message.subject, o.to))
+                kept.append(o)
+            out.send = kept
+            actions.merge(out)
+        for who, ips in claimed.items():
+            log.warning(
+                "%d VIP(s) claimed by %s: %s%s",
+                len(ips),
+                who,
+                ", ".join(ips[:5]),
+                ", ..." if len(ips) > 5 else "",
+            )
 
     def _unstick_dead_peers(self) -> None:
         # Peers we hold dead but still heartbeat to (a cut link, most likely): keep their

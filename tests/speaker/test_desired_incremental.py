@@ -81,9 +81,7 @@ records = st.builds(
     lambda u: ("records", "", _records(u)),
     st.dictionaries(st.sampled_from(NODES), st.lists(st.sampled_from(["pool", "six", "wide"]))),
 )
-ops = st.lists(
-    st.one_of(services, deletions, slices, slice_deletions, pools, records), max_size=25
-)
+ops = st.lists(st.one_of(services, deletions, slices, slice_deletions, pools, records), max_size=25)
 
 
 @settings(max_examples=300, deadline=None)
