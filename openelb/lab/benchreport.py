@@ -1,7 +1,7 @@
 """The benchmark report: every benchmark's JSON result turned into one markdown page with plots.
 
 Each script under ``benchmarks/`` prints its own table and writes ``<name>-<stamp>.json`` under
-``benchmarks/results/``. The shape they share (``benchmarks/ipam.py`` set it)::
+``benchmarks/results/``. The shape they share::
 
     {"benchmark": "ipam", "when": "...", "host": {...},
      "rows": [{"name": ..., "unit": ..., "median": ..., "samples": [...],
@@ -13,10 +13,11 @@ Each script under ``benchmarks/`` prints its own table and writes ``<name>-<stam
 (:mod:`openelb.lab.benchresult` writes it.) The page opens with every judged row across the
 suite — measured value, target, held or missed — so a reader sees at once which targets hold;
 rows measured only for comparison (``reference``: another project's code, a naive baseline) are
-marked as such and never count as a miss. Rows and ratios become tables; rows with several samples become a box plot per unit, so the
-spread (what noisy machines hide behind a median) is visible. Anything else in the JSON is kept
-out of the page but left in the file. Reading is forgiving: a result that does not follow the
-shape is listed as such rather than breaking the report.
+marked as such and never count as a miss. Rows and ratios become tables; rows with several
+samples become a box plot per unit, so the spread (what noisy machines hide behind a median) is
+visible. Anything else in the JSON is kept out of the page but left in the file. Reading is
+forgiving: a result that does not follow the shape is listed as such rather than breaking the
+report.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from openelb.lab.benchresult import percentile
-
 
 VERDICTS = {"ok": "met", "pass": "met", "met": "met", "fail": "MISSED", "missed": "MISSED"}
 """Older result files said ok/PASS/FAIL; the report speaks one language."""
