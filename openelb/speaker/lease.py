@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +49,9 @@ class SpeakerLease:
         self.failures = 0
         self.failing = 0
         """Renewals failed in a row (0: the apiserver answered the last one)."""
+        self.healthy_since: float | None = None
+        """Monotonic time since when renewals have succeeded without a break (None: the last
+        one failed). Other Leases can only be seen moving from then on (:mod:`.expiry`)."""
 
     @property
     def record(self) -> SpeakerRecord:
@@ -110,10 +114,19 @@ class SpeakerLease:
         except KubeError as exc:
             self.failures += 1
             self.failing += 1
-            log.warning("speaker Lease %s not renewed (serving on): %s", self.name, exc)
+            self.healthy_since = None
+            # One line per outage, not one per renewal: the apiserver may be gone for minutes.
+            level = logging.WARNING if self.failing == 1 else logging.DEBUG
+            log.log(level, "speaker Lease %s not renewed (serving on): %s", self.name, exc)
             return False
+        if self.failing:
+            log.info(
+                "speaker Lease %s renewed again after %d failed attempts", self.name, self.failing
+            )
         self.renewals += 1
         self.failing = 0
+        if self.healthy_since is None:
+            self.healthy_since = time.monotonic()
         return True
 
     def _body(self, record: SpeakerRecord) -> dict[str, Any]:
