@@ -44,6 +44,7 @@ class SpeakerLease:
         self._record = record
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.renewals = 0
         self.failures = 0
@@ -58,12 +59,17 @@ class SpeakerLease:
         return self._record
 
     def update(self, record: SpeakerRecord) -> None:
-        """New content (incarnation, interfaces): written at once (best effort)."""
+        """New content (incarnation, interfaces): written at once by the renewal thread.
+
+        Never waits for the apiserver: the control loop calls this (a refuted obituary raises
+        the incarnation), and an apiserver that drops packets would hold a synchronous write for
+        seconds, longer than ``hung_after``: the node would lose its VIPs to an outage.
+        """
         with self._lock:
             changed = record != self._record
             self._record = record
         if changed:
-            self.renew()
+            self._wake.set()
 
     def start(self) -> SpeakerLease:
         self.renew()
@@ -74,6 +80,7 @@ class SpeakerLease:
     def stop(self, *, delete: bool) -> None:
         """Stop renewing; ``delete`` removes the Lease (graceful stop: we left the cluster)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -86,7 +93,11 @@ class SpeakerLease:
                 log.warning("could not delete speaker Lease %s: %s", self.name, exc)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.duration / 3):
+        while True:
+            self._wake.wait(self.duration / 3)
+            if self._stop.is_set():
+                return
+            self._wake.clear()
             self.renew()
 
     def renew(self) -> bool:
