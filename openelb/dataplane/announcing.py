@@ -18,24 +18,19 @@ that claims the address, or None. It is never used on failover.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import logging
-import select
 import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from openelb import metrics
 from openelb.dataplane import packet
-from openelb.dataplane.frames import ETH_P_ARP, ETH_P_IPV6, ICMPV6_NA, ICMPV6_NS, MAX_VLAN_TAGS
+from openelb.dataplane.probing import ProbeBatch, claimed
 from openelb.dataplane.responder import DataplaneError, IPAddress, interface_mac
 
 log = logging.getLogger(__name__)
-
-SOL_PACKET = 263
-PACKET_IGNORE_OUTGOING = 23
 
 
 def _address(ip: IPAddress | str) -> IPAddress:
@@ -146,6 +141,14 @@ class AnnounceSender:
                 self._links[link.iface] = current
             return current
 
+    def send(self, iface: str, frames: list[bytes]) -> int:
+        """Send prepared ``frames`` on ``iface`` in one batch (opens it if needed)."""
+        link = self._links.get(iface)
+        if link is None:
+            self.open(iface)
+            link = self._links[iface]
+        return self._send(link, frames)
+
     def probe(
         self,
         iface: str,
@@ -159,33 +162,17 @@ class AnnounceSender:
         Sends ``count`` RFC 5227 probes (IPv4) or DAD solicitations (IPv6), spread over
         ``wait`` seconds, and listens until ``wait`` has passed for an ARP whose sender IP is
         ``ip`` (a reply, or another host's announcement), another host's probe for ``ip``, or an
-        NA / DAD solicitation for it.
+        NA / DAD solicitation for it. Blocks; the speaker's loop uses a
+        :class:`~openelb.dataplane.probing.ProbeBatch` instead, for many addresses at once.
         """
-        if wait <= 0 or count < 1:
-            raise ValueError(f"probe needs wait > 0 and count >= 1, got {wait} and {count}")
-        address = _address(ip)
-        own = self.open(iface)
-        target = address.packed
-        if address.version == 4:
-            ethertype, frame, kind = (
-                ETH_P_ARP,
-                self._packet.build_arp_probe(own, target),
-                "arp_probe",
-            )
-        else:
-            ethertype, frame, kind = ETH_P_IPV6, self._packet.build_dad_ns(own, target), "dad_ns"
-        with _listening(iface, ethertype) as listener:
-            start = time.monotonic()
-            deadline = start + wait
-            link = self._links[iface]
-            for i in range(count):
-                send_at = start + wait * i / count
-                answer = _claim_until(listener, send_at, target, own)
-                if answer is not None:
-                    return answer
-                self._send(link, [frame])
-                metrics.frames_sent(iface, kind)
-            return _claim_until(listener, deadline, target, own)
+        batch = ProbeBatch(self, wait=wait, count=count, packet_module=self._packet)
+        try:
+            batch.start(iface, [ip], now=time.monotonic())
+            for result in batch.wait_all():
+                return result.claimer
+            return None
+        finally:
+            batch.close()
 
     def close(self) -> None:
         with self._lock:
@@ -200,38 +187,6 @@ class AnnounceSender:
         self.close()
 
 
-@contextlib.contextmanager
-def _listening(iface: str, ethertype: int) -> Iterator[socket.socket]:
-    """A non-blocking receive socket for one EtherType on ``iface``, incoming frames only."""
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype))
-    try:
-        try:
-            sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-            sock.bind((iface, ethertype))
-            sock.setblocking(False)
-        except OSError as exc:
-            raise DataplaneError(f"cannot listen on {iface!r}: {exc.strerror}") from exc
-        yield sock
-    finally:
-        sock.close()
-
-
-def _claim_until(sock: socket.socket, deadline: float, target: bytes, own: bytes) -> bytes | None:
-    """Read frames until ``deadline``; the MAC of the first one claiming ``target``."""
-    while True:
-        try:
-            while True:
-                claim = claimant(sock.recv(2048), target, own)
-                if claim is not None:
-                    return claim
-        except BlockingIOError:
-            pass
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return None
-        select.select([sock], [], [], left)
-
-
 def claimant(frame: bytes, target: bytes, own: bytes) -> bytes | None:
     """The MAC of another host that ``frame`` shows claiming ``target``, else None.
 
@@ -239,30 +194,5 @@ def claimant(frame: bytes, target: bytes, own: bytes) -> bytes | None:
     another MAC. IPv6: an NA for the target (TLLA, or the Ethernet source), or another host's
     DAD solicitation for it.
     """
-    o, ethertype = 14, int.from_bytes(frame[12:14]) if len(frame) >= 14 else 0
-    for _ in range(MAX_VLAN_TAGS):
-        if ethertype not in (0x8100, 0x88A8) or len(frame) < o + 4:
-            break
-        ethertype, o = int.from_bytes(frame[o + 2 : o + 4]), o + 4
-    if ethertype == ETH_P_ARP and len(frame) >= o + 28 and len(target) == 4:
-        sha, spa, tpa = frame[o + 8 : o + 14], frame[o + 14 : o + 18], frame[o + 24 : o + 28]
-        if sha == own:
-            return None
-        if spa == target or (spa == bytes(4) and tpa == target):
-            return bytes(sha)
-        return None
-    icmp = o + 40
-    if ethertype != ETH_P_IPV6 or len(frame) < icmp + 24 or len(target) != 16:
-        return None
-    if frame[o + 6] != 58 or frame[icmp + 8 : icmp + 24] != target or frame[6:12] == own:
-        return None
-    if frame[icmp] == ICMPV6_NA:
-        opt = icmp + 24
-        while opt + 8 <= len(frame) and frame[opt + 1]:
-            if frame[opt] == 2:
-                return bytes(frame[opt + 2 : opt + 8])
-            opt += frame[opt + 1] * 8
-        return bytes(frame[6:12])
-    if frame[icmp] == ICMPV6_NS and frame[o + 8 : o + 24] == bytes(16):
-        return bytes(frame[6:12])
-    return None
+    claim = claimed(frame, own)
+    return claim[1] if claim is not None and claim[0] == target else None

@@ -308,10 +308,13 @@ class LabCluster:
         processes = [
             node.spawn([*cmd, "--name", node.name], name=f"echo-{node.name}") for node in self.nodes
         ]
-        time.sleep(0.2)  # the servers bind in well under this; a stream started earlier loses 0
+        # A stream started before a server has bound loses its first datagrams (port
+        # unreachable); on a loaded machine the Python start-up alone can take a second.
         for proc in processes:
-            if not proc.alive():
-                raise LabError(f"echo server {proc.name} exited: {proc.log()[-500:]}")
+            try:
+                proc.wait_for_output("listening on port", timeout=30.0)
+            except TestbedError as exc:
+                raise LabError(f"echo server: {exc}") from exc
         return processes
 
     # --- the programs under test -----------------------------------------------------------------

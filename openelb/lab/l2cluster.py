@@ -173,15 +173,7 @@ class L2Cluster:
 
     def wait_serving(self, name: str, timeout: float = 30.0) -> None:
         """Until the speaker printed that it serves (its watches synced)."""
-        proc = self.speakers[name]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "serving" in proc.log():
-                return
-            if not proc.alive():
-                raise RuntimeError(f"speaker {name} exited:\n{proc.log()[-3000:]}")
-            time.sleep(0.05)
-        raise TimeoutError(f"speaker {name} not serving after {timeout}s:\n{proc.log()[-3000:]}")
+        self.speakers[name].wait_for_output("serving", timeout=timeout)
 
     def wait_converged(self, timeout: float = 30.0) -> None:
         """Until every running speaker counts every running speaker as a member (it logs its

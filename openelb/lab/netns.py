@@ -157,6 +157,22 @@ class Process:
         except OSError:
             return ""
 
+    def wait_for_output(self, text: str, *, timeout: float) -> None:
+        """Until ``text`` shows in the log (a readiness line); TestbedError if the process exits
+        first or ``timeout`` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if not self.alive():
+                raise TestbedError(
+                    f"{self.name} exited before printing {text!r}:\n{self.log()[-3000:]}"
+                )
+            if time.monotonic() > deadline:
+                raise TestbedError(
+                    f"{self.name} did not print {text!r} within {timeout:.0f} s:\n"
+                    + self.log()[-3000:]
+                )
+            time.sleep(0.02)
+
 
 @dataclass
 class Capture:

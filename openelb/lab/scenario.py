@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 
 from openelb.lab.cluster import LabCluster, LabError
-from openelb.lab.netns import Host, Process
+from openelb.lab.netns import Host, Process, TestbedError
 from openelb.lab.traffic import DEFAULT_PORT, GapReport, UdpStream, analyse
 from openelb.lab.vipstory import MODES, tell_vrrp_masters
 from openelb.status import collect
@@ -35,6 +35,7 @@ FAILURES = ("link", "kill", "graceful")
 graceful: its speaker is stopped with SIGTERM (a rolling update)."""
 
 SPEAKER_METRICS_PORT = 9406
+SPEAKER_START_TIMEOUT = 60.0  # imports and the XDP compile, on a loaded 2-CPU machine
 """Inside each node's namespace, so the same port on every node. The manager's metrics port is
 picked free at start (it runs in the root namespace, where another lab or test may be running)."""
 
@@ -126,10 +127,19 @@ def _story(lab: LabCluster, options: LabOptions, story: Story, *, manager_port: 
         )
         for node in lab.nodes
     }
-    _check_alive([manager, *speakers.values()], settle=1.0)
+    started = time.monotonic()
+    # A client that talks before the speakers serve sends ARP requests nobody answers yet.
+    for proc in speakers.values():
+        try:
+            proc.wait_for_output("serving", timeout=SPEAKER_START_TIMEOUT)
+        except TestbedError as exc:
+            raise LabError(str(exc)) from exc
+    _check_alive([manager], settle=0.0)
     story.say(
         f"manager pid {manager.pid}; speakers: "
         + ", ".join(f"{name} pid {p.pid}" for name, p in speakers.items())
+        + f"; all serving after {time.monotonic() - started:.1f} s"
+        + (" (each compiled its XDP program)" if options.dataplane != "afpacket" else "")
     )
 
     story.begin("Creating an Eip (address pool) and a LoadBalancer Service")

@@ -34,6 +34,7 @@ from openelb.config import KeepalivedSettings, SpeakerSettings
 from openelb.dataplane import packet
 from openelb.dataplane.announcing import AnnounceSender
 from openelb.dataplane.multicast import SolicitedNodeGroups
+from openelb.dataplane.probing import ProbeBatch, ProbeResult
 from openelb.dataplane.responder import (
     DEFAULT_PIN_ROOT,
     DataplaneError,
@@ -112,6 +113,14 @@ class SpeakerNode:
         self.lease: SpeakerLease | None = None
         self.responder: Responder | None = None
         self.sender = AnnounceSender()
+        # Conflict probes of newly assigned VIPs, sent per step in one batch and collected by
+        # later steps: a probe's wait never blocks the loop (nor the heartbeats it feeds).
+        self.probes: ProbeBatch | None = (
+            ProbeBatch(self.sender, wait=settings.probe_wait, count=settings.probe_count)
+            if settings.probe_wait > 0
+            else None
+        )
+        self._reprogram = False  # what the data plane may answer changed outside the core
         self.groups = SolicitedNodeGroups()
         self.neighbours = NeighbourUnsticker(period=5 * settings.heartbeat_interval)
         self._joined: set[tuple[str, str]] = set()  # (nic, IPv6 VIP) whose group we hold
@@ -222,6 +231,8 @@ class SpeakerNode:
         self.groups.close()
         self._joined.clear()
         self.neighbours.close()
+        if self.probes is not None:
+            self.probes.close()
         self.sender.close()
         self.events.close(timeout=1.0)
 
@@ -243,6 +254,9 @@ class SpeakerNode:
         t0 = time.monotonic()
         now = time.monotonic()
         deadline = self.core.next_deadline()
+        probe_deadline = self.probes.next_deadline() if self.probes is not None else None
+        if probe_deadline is not None:
+            deadline = probe_deadline if deadline is None else min(deadline, probe_deadline)
         wait = max_wait if deadline is None else min(max_wait, max(0.0, deadline - now))
         actions = Actions()
         try:
@@ -270,6 +284,10 @@ class SpeakerNode:
                 if item.message.kind is not Kind.HEARTBEAT:
                     log.debug("received %s", item.message)
                 actions.merge(self.core.receive(item.message, now=item.arrived))
+        if self.probes is not None and len(self.probes):
+            t = time.monotonic()
+            self._probed(self.probes.poll(now=t), now=t)
+            self._phases.append(("probes", time.monotonic() - t))
         actions.merge(self.core.poll(now=time.monotonic(), observed=observed))
         if self.responder is not None:
             for conflict in self.responder.conflicts(0.0):
@@ -513,6 +531,7 @@ class SpeakerNode:
         for gain in actions.gained:
             if gain.failover_from is not None:
                 self._unblock(gain.ip)
+        fresh: list[str] = []
         for gain in actions.gained:
             log.info(
                 "now answering for %s%s",
@@ -521,9 +540,10 @@ class SpeakerNode:
             )
             event_at = self._event_at if self._event_at is not None else now
             self._first_announce[gain.ip] = (gain.failover_from, event_at)
-            if gain.fresh and self.settings.probe_wait > 0:
-                self._probe(gain.ip)
-        if actions.program is not None or self._blocked:
+            if gain.fresh:
+                fresh.append(gain.ip)
+        self._start_probes(fresh, now=now)
+        if actions.program is not None or self._reprogram:
             self._program()
         announce: dict[str, list[str]] = {}
         for ip in actions.announce:
@@ -598,7 +618,9 @@ class SpeakerNode:
     def _program(self) -> None:
         if self.responder is None:
             return
-        wanted = frozenset(ip for ip in self.core.answering() if ip not in self._blocked)
+        self._reprogram = False
+        probing = self.probes.pending() if self.probes is not None else frozenset()
+        wanted = self.core.answering() - self._blocked.keys() - probing
         entries = []
         nics = []
         for ip in sorted(wanted):
@@ -630,33 +652,61 @@ class SpeakerNode:
             except DataplaneError as exc:
                 log.warning("cannot leave the solicited-node group of %s on %s: %s", ip, nic, exc)
 
-    def _probe(self, ip: str) -> None:
-        nic = self._nic_of(ip)
-        if nic is None:
-            return
-        try:
-            claimer = self.sender.probe(
-                nic, ip, wait=self.settings.probe_wait, count=self.settings.probe_count
-            )
-        except (DataplaneError, OSError) as exc:
-            log.warning("conflict probe for %s on %s failed (announcing anyway): %s", ip, nic, exc)
-            return
-        if claimer is None:
-            return
-        speaker = owner_of_mac(self._facts.records, claimer)
-        if speaker is not None:
-            # Another speaker's data plane answered: it held the VIP for a moment (a start-up
-            # race, a healed partition) and withdraws when it sees our claim, or has already.
-            # Speakers agree on ownership by rank, so this is no foreign conflict: announce now;
-            # its RELEASED message or its next GARP (our conflict signal) makes us announce again.
-            log.info(
-                "%s answered on %s by speaker %s (%s), which held it for a moment: announcing",
-                ip,
-                nic,
-                speaker,
-                claimer.hex(":"),
-            )
-            return
+    def _start_probes(self, ips: list[str], *, now: float) -> set[str]:
+        """Send the conflict probes of ``ips`` in one batch; until decided they are not answered
+        (the data plane leaves them out) nor announced. The VIPs now being probed."""
+        started: set[str] = set()
+        if self.probes is None or not ips:
+            return started
+        by_nic: dict[str, list[str]] = {}
+        for ip in ips:
+            nic = self._nic_of(ip)
+            if nic is not None:
+                by_nic.setdefault(nic, []).append(ip)
+        for nic, batch in by_nic.items():
+            try:
+                self.probes.start(nic, batch, now=now)
+            except DataplaneError as exc:
+                log.warning(
+                    "conflict probes for %d VIPs on %s failed (announcing anyway): %s",
+                    len(batch),
+                    nic,
+                    exc,
+                )
+                continue
+            self._reprogram = True
+            started.update(batch)
+            log.info("probing %d VIPs on %s for address conflicts", len(batch), nic)
+        return started
+
+    def _probed(self, results: list[ProbeResult], *, now: float) -> None:
+        """Decided probes: free (or claimed by a peer speaker) ones are answered and announced
+        from this step on, in one batch; ones a foreign host claims are blocked and reported."""
+        for result in results:
+            self._reprogram = True
+            ip, nic, claimer = result.ip, result.iface, result.claimer
+            if claimer is not None:
+                speaker = owner_of_mac(self._facts.records, claimer)
+                if speaker is None:
+                    self._block(ip, nic, claimer)
+                    continue
+                # Another speaker's data plane answered: it held the VIP for a moment (a
+                # start-up race, a healed partition) and withdraws when it sees our claim, or
+                # has already. Speakers agree on ownership by rank, so this is no foreign
+                # conflict: announce now; its RELEASED message or its next GARP (our conflict
+                # signal) makes us announce again.
+                log.info(
+                    "%s answered on %s by speaker %s (%s), which held it for a moment: announcing",
+                    ip,
+                    nic,
+                    speaker,
+                    claimer.hex(":"),
+                )
+            if ip in self.core.answering():
+                # A fresh burst: the one started when we gained it went out while we probed.
+                self.core.scheduler.gain(ip, now=now)
+
+    def _block(self, ip: str, nic: str, claimer: bytes) -> None:
         metrics.conflict_seen("probe")
         self._blocked[ip] = time.monotonic() + self.settings.probe_retry
         self._blocked_by[ip] = claimer
@@ -672,11 +722,19 @@ class SpeakerNode:
                 self.events.event(svc, WARNING, "AddressInUse", message)
 
     def _unblock(self, ip: str) -> None:
-        self._blocked.pop(ip, None)
+        """``ip`` starts a new tenure (lost, or taken over): no block, no probe pending."""
+        if self._blocked.pop(ip, None) is not None:
+            self._reprogram = True
         self._blocked_by.pop(ip, None)
+        if self.probes is not None and ip in self.probes:
+            self.probes.cancel(ip)
+            self._reprogram = True
 
     def _retry_blocked(self) -> None:
+        if not self._blocked:
+            return
         now = time.monotonic()
+        retry: list[str] = []
         for ip, at in list(self._blocked.items()):
             claimer = self._blocked_by.get(ip)
             # The "foreign" MAC may turn out to be a speaker whose Lease we had not seen yet
@@ -687,13 +745,16 @@ class SpeakerNode:
             self._unblock(ip)
             if peer and ip in self.core.answering():
                 log.info("%s: the MAC that answered the probe is a speaker's: announcing", ip)
-                self._program()
                 self.core.scheduler.gain(ip, now=now)
             elif ip in self.core.answering():
-                self._probe(ip)
-                if ip not in self._blocked:
-                    self._program()
-                    self.core.scheduler.gain(ip, now=now)
+                retry.append(ip)
+        # Probed again, off the loop like any new VIP; announced once nobody claims them.
+        probing = self._start_probes(retry, now=now)
+        for ip in retry:
+            if ip not in probing:
+                self.core.scheduler.gain(ip, now=now)
+        if self._reprogram:
+            self._program()
 
     # --- introspection ---------------------------------------------------------------------------
 

@@ -102,6 +102,22 @@ def test_in_netns_opens_sockets_inside_the_host(testbed: Testbed) -> None:
     server.kill()
 
 
+def test_wait_for_output_returns_on_the_line_and_fails_clearly_otherwise(
+    testbed: Testbed,
+) -> None:
+    (host,) = testbed.add_hosts("a")
+    ready = host.spawn(["sh", "-c", "sleep 0.2; echo ready; sleep 300"], name="ready")
+    ready.wait_for_output("ready", timeout=30)
+    ready.kill()
+    quitter = host.spawn(["sh", "-c", "echo bye; exit 3"], name="quitter")
+    with pytest.raises(TestbedError, match=r"(?s)quitter exited before printing 'ready'.*bye"):
+        quitter.wait_for_output("ready", timeout=30)
+    silent = host.spawn(["sleep", "300"], name="silent")
+    with pytest.raises(TestbedError, match="silent did not print 'ready' within 0 s"):
+        silent.wait_for_output("ready", timeout=0.1)
+    silent.kill()
+
+
 def test_teardown_leaves_no_namespaces_or_processes() -> None:
     with Testbed() as tb:
         host = tb.add_host("a")

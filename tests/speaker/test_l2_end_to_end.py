@@ -100,6 +100,31 @@ def test_an_address_already_in_use_is_not_announced_and_is_reported(cluster: L2C
     assert answering == {squatter.mac.lower()}
 
 
+def test_a_batch_of_new_addresses_blocks_only_the_one_another_host_holds(
+    cluster: L2Cluster,
+) -> None:
+    batch = [f"10.250.0.{n}" for n in range(204, 211)]
+    taken = "10.250.0.207"
+    squatter = cluster.testbed.add_host("squat")
+    squatter.run(["ip", "addr", "add", f"{taken}/24", "dev", "eth0"])
+    # One Service carrying them all: every owner gains its share in one step, probed together.
+    cluster.add_service("many", batch)
+    for vip in batch:
+        if vip == taken:
+            continue
+        owner = compute_placement(vip, live=NODES).owner
+        assert owner is not None
+        assert cluster.wait_answering(vip, {owner}) == {owner}, (vip, _logs(cluster))
+    events: list[dict[str, object]] = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and not events:
+        items, _ = cluster.call(lambda: cluster.api.list(EVENTS, namespace="default"))
+        events = [e for e in items if e.get("reason") == "AddressInUse"]
+        time.sleep(0.1)
+    assert events and all(str(e["message"]).startswith(f"{taken} ") for e in events), events
+    assert cluster.answering(taken, count=3) == {squatter.mac.lower()}
+
+
 def test_dual_stack_service_each_address_answered_by_its_owner(cluster: L2Cluster) -> None:
     v4, v6 = "10.250.0.201", "fd0e:1b::201"
     cluster.add_pool("pool6", "fd0e:1b::200-fd0e:1b::210")
