@@ -11,7 +11,8 @@ list (limit 500), a watch replaying all the events from the start, and the serve
 numbers are a floor for the server. Baseline in the same run: the same creates without a
 watcher (the ratio is what one watcher costs), and the official ``kubernetes`` client's typed
 ``create_namespaced_service`` for a tenth of the Services (what the client itself adds per
-request). Prints a table and writes JSON under ``benchmarks/results/``.
+request). No DESIGN target applies: the rows are context for the control-plane benchmarks.
+Prints a table and writes the shared result shape (``openelb.lab.benchresult``).
 """
 
 from __future__ import annotations
@@ -19,32 +20,20 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from openelb.lab.benchresult import Row, add_results_argument, exit_code, say, table, write_result
 
 
-@dataclass
-class Row:
-    name: str
-    unit: str
-    samples: list[float] = field(default_factory=list)
-    note: str = ""
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.samples)
+def _median(row: Row) -> float:
+    return statistics.median(row.samples) if row.samples else float("nan")
 
 
 class ServerProcess:
@@ -273,6 +262,7 @@ def main() -> int:
     parser.add_argument("--services", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--fanout", type=int, default=10, help="Watchers in the fan-out run.")
+    add_results_argument(parser)
     args = parser.parse_args()
     n, repeats, fanout = args.services, args.repeats, args.fanout
 
@@ -292,7 +282,9 @@ def main() -> int:
     }
     baseline = Row(f"create {n:,} Services, no watcher (baseline)", "s")
     baseline_rate = Row("creates/s, no watcher (baseline)", "/s")
-    typed = Row(f"typed client creates/s ({max(1, n // 10):,} Services)", "/s")
+    typed = Row(
+        f"official client, typed creates/s ({max(1, n // 10):,} Services)", "/s", reference=True
+    )
     for repeat in range(repeats):
         # Alternate which run goes first, so warm-up and machine drift do not favour one side.
         order = ("watcher", "plain") if repeat % 2 == 0 else ("plain", "watcher")
@@ -307,52 +299,25 @@ def main() -> int:
         for key, value in run_fanout(n, fanout).items():
             rows[key].samples.append(value)
         typed.samples.append(typed_client_rate(max(1, n // 10)))
-    table = [*rows.values(), baseline, baseline_rate, typed]
+    measured = [*rows.values(), baseline, baseline_rate, typed]
     ratios = {
-        "create time with watcher : without": rows["create_s"].median / baseline.median,
-        f"create time with {fanout} watchers : without": rows["fanout_create_s"].median
-        / baseline.median,
-        "raw HTTP creates/s : typed client creates/s": baseline_rate.median / typed.median,
+        "create time with watcher : without": _median(rows["create_s"]) / _median(baseline),
+        f"create time with {fanout} watchers : without": _median(rows["fanout_create_s"])
+        / _median(baseline),
+        "raw HTTP creates/s : typed client creates/s": _median(baseline_rate) / _median(typed),
     }
-    print(f"{'apiserver benchmark':<52} {'median':>10} {'min':>10} {'max':>10}")
-    for row in table:
-        print(
-            f"{row.name:<52} {row.median:>10.3f} {min(row.samples):>10.3f} "
-            f"{max(row.samples):>10.3f} {row.unit}"
-        )
+    say(table(measured, title=f"apiserver: {n:,} Services, {repeats} repeats"))
     for name, value in ratios.items():
-        print(f"{name:<52} {value:>10.2f}")
-
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    report = {
-        "benchmark": "apiserver",
-        "when": stamp,
-        "host": {
-            "python": sys.version.split()[0],
-            "machine": platform.machine(),
-            "cpus": os.cpu_count(),
-            "load1": os.getloadavg()[0],
-        },
-        "services": n,
-        "repeats": repeats,
-        "rows": [
-            {
-                "name": row.name,
-                "unit": row.unit,
-                "median": row.median,
-                "samples": row.samples,
-                "target": None,
-                "verdict": "",
-            }
-            for row in table
-        ],
-        "ratios": ratios,
-    }
-    path = RESULTS / f"apiserver-{stamp}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {path}")
-    return 0
+        say(f"  {name}: {value:.2f}")
+    path = write_result(
+        "apiserver",
+        rows=measured,
+        ratios=ratios,
+        args={"services": n, "repeats": repeats, "fanout": fanout},
+        results_dir=args.results,
+    )
+    say(f"  wrote {path}")
+    return exit_code(measured)
 
 
 if __name__ == "__main__":

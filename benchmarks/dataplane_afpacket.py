@@ -16,8 +16,7 @@ Run (root): ``.venv/bin/python benchmarks/dataplane_afpacket.py [--seconds 2] [-
    veth/bridge path; baselines in the same run: the pure-Python packet module, and opening a
    socket per announcement (what a sender without pre-opened sockets pays).
 
-Prints one table and writes JSON under ``benchmarks/results/``. Written as its own file because
-``benchmarks/dataplane.py`` (the XDP rows) was not on main yet; it can import ``main`` from here.
+Prints one table and writes the shared result shape (``openelb.lab.benchresult``).
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ import argparse
 import ipaddress
 import json
 import os
-import platform
 import socket
 import statistics
 import struct
@@ -34,13 +32,20 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from openelb.dataplane import packet
+from openelb.lab.benchresult import (
+    Row,
+    Target,
+    add_results_argument,
+    exit_code,
+    say,
+    table,
+    write_result,
+)
 from openelb.lab.netns import Host, Testbed, in_netns
 
-RESULTS = Path(__file__).resolve().parent / "results"
 VIP = "10.250.0.200"
 TARGET_RATIO = 4.0
 SO_TIMESTAMPNS = 35
@@ -215,14 +220,16 @@ def _drain(sock: socket.socket) -> None:
         pass
 
 
-def measure_announce(node: Host, client: Host, *, samples: int) -> dict[str, dict[str, float]]:
+def measure_announce(
+    node: Host, client: Host, *, samples: int
+) -> dict[str, dict[str, list[float]]]:
     from openelb.dataplane.announcing import AnnounceSender
 
     with in_netns(client.netns):
         listener = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
         listener.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         listener.bind(("eth0", 0x0806))
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, list[float]]] = {}
     vips = [ipaddress.IPv4Address(VIP)]  # parsed once, as the speaker holds them
     variants = {
         "announce() compiled": packet.compiled_impl(),
@@ -249,7 +256,8 @@ def measure_announce(node: Host, client: Host, *, samples: int) -> dict[str, dic
     return results
 
 
-def _announce_series(call: object, listener: socket.socket, samples: int) -> dict[str, float]:
+def _announce_series(call: object, listener: socket.socket, samples: int) -> dict[str, list[float]]:
+    """Microseconds from the call to the GARP's kernel receive timestamp, and until it returned."""
     wire: list[float] = []
     returned: list[float] = []
     for _ in range(samples):
@@ -260,19 +268,65 @@ def _announce_series(call: object, listener: socket.socket, samples: int) -> dic
         wire.append((_first_frame_ns(listener) - t0) / 1000)
         returned.append((t1 - t0) / 1000)
         time.sleep(0.002)
-    wire.sort()
-    return {
-        "to_wire_us_p50": statistics.median(wire),
-        "to_wire_us_p99": wire[int(len(wire) * 0.99) - 1],
-        "call_returns_us_p50": statistics.median(returned),
-    }
+    return {"to_wire": wire, "returned": returned}
 
 
-def main() -> None:
+def rows_of(
+    rates: dict[str, list[dict[str, float]]], announce: dict[str, dict[str, list[float]]]
+) -> tuple[list[Row], dict[str, float]]:
+    """Replies/s and CPU per reply per implementation, the judged capacity ratio, the announce
+    latencies. The verdict uses capacity (1 / CPU per reply): see the module docstring."""
+    labels = {"compiled": "compiled", "python": "pure Python (baseline)"}
+    rows = [
+        Row(
+            f"AF_PACKET responder, {labels[impl]}: replies/s",
+            "Mpps",
+            [r["replies_per_s"] / 1e6 for r in runs],
+        )
+        for impl, runs in rates.items()
+    ]
+    rows += [
+        Row(
+            f"AF_PACKET responder, {labels[impl]}: CPU per reply",
+            "us",
+            [r["cpu_us_per_reply"] for r in runs],
+        )
+        for impl, runs in rates.items()
+    ]
+
+    def median(impl: str, key: str) -> float | None:
+        values = [r[key] for r in rates.get(impl, [])]
+        return statistics.median(values) if values else None
+
+    ratios: dict[str, float] = {}
+    fast, slow = median("compiled", "replies_per_s"), median("python", "replies_per_s")
+    if fast and slow:
+        ratios["replies/s: compiled / pure Python (p50)"] = fast / slow
+    cheap, dear = median("compiled", "cpu_us_per_reply"), median("python", "cpu_us_per_reply")
+    capacity = [dear / cheap] if cheap and dear else []
+    if capacity:
+        ratios["capacity (1 / CPU per reply): compiled / pure Python (p50)"] = capacity[0]
+    rows.append(
+        Row(
+            "AF_PACKET capacity, compiled / pure Python",
+            "x",
+            capacity,
+            (Target(TARGET_RATIO, "p50", op=">="),),
+        )
+    )
+    for name, series in announce.items():
+        rows.append(Row(f"announce, call -> first GARP at client: {name}", "us", series["to_wire"]))
+    for name, series in announce.items():
+        rows.append(Row(f"announce, call returns: {name}", "us", series["returned"]))
+    return rows, ratios
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--samples", type=int, default=300)
+    add_results_argument(parser)
     args = parser.parse_args()
     rates: dict[str, list[dict[str, float]]] = {"compiled": [], "python": []}
     with Testbed() as testbed:
@@ -284,50 +338,26 @@ def main() -> None:
                     measure_replies(testbed, node, client, impl=impl, seconds=args.seconds)
                 )
         announce = measure_announce(node, client, samples=args.samples)
-    med = {k: statistics.median(r["replies_per_s"] for r in v) for k, v in rates.items()}
-    ratio = med["compiled"] / med["python"] if med["python"] else float("inf")
-    # CPU per reply in the responder process: what each implementation costs, whatever else
-    # runs on this shared machine meanwhile (wall-clock rates swing with co-tenant load).
-    cost = {k: statistics.median(r["cpu_us_per_reply"] for r in v) for k, v in rates.items()}
-    cost_ratio = cost["python"] / cost["compiled"] if cost["compiled"] else float("inf")
-    verdict = "PASS" if cost_ratio >= TARGET_RATIO else "FAIL"
-    print(f"dataplane (AF_PACKET): {args.repeats} x {args.seconds:g} s per responder (medians)")
-    print(f"  {'ARP replies over veth':<34} {'Mpps':>8} {'CPU us/reply':>13}")
-    for impl, label in (("compiled", "compiled"), ("python", "pure Python")):
-        name = f"AF_PACKET responder, {label}"
-        print(f"  {name:<34} {med[impl] / 1e6:8.3f} {cost[impl]:13.2f}")
-    print(
-        f"  ratio compiled / pure Python: {ratio:.1f}x replies/s, {cost_ratio:.1f}x CPU per reply"
-    )
-    print(f"  target >= {TARGET_RATIO:g}x capacity (1 / CPU per reply): {verdict}")
-    head = "announce, call -> first GARP at client"
-    print(f"  {head:<42} {'p50 us':>8} {'p99 us':>8} {'call us':>8}")
-    for name, row in announce.items():
-        print(
-            f"  {name:<42} {row['to_wire_us_p50']:8.1f} {row['to_wire_us_p99']:8.1f} "
-            f"{row['call_returns_us_p50']:8.1f}"
-        )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"dataplane-afpacket-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "machine": platform.node(),
-                "seconds": args.seconds,
-                "repeats": args.repeats,
-                "replies": rates,
-                "median_replies_per_s": med,
-                "ratio_compiled_vs_python": ratio,
-                "median_cpu_us_per_reply": cost,
-                "cpu_cost_ratio_python_vs_compiled": cost_ratio,
-                "verdict": verdict,
-                "announce": announce,
-            },
-            indent=2,
+    rows, ratios = rows_of(rates, announce)
+    say(
+        table(
+            rows,
+            title=f"dataplane (AF_PACKET): {args.repeats} x {args.seconds:g} s per responder",
         )
     )
-    print(f"  wrote {out}")
+    for name, value in ratios.items():
+        say(f"  {name}: {value:.1f}x")
+    path = write_result(
+        "dataplane_afpacket",
+        rows=rows,
+        ratios=ratios,
+        args={"seconds": args.seconds, "repeats": args.repeats, "samples": args.samples},
+        extra={"replies": rates},
+        results_dir=args.results,
+    )
+    say(f"  wrote {path}")
+    return exit_code(rows)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

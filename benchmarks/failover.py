@@ -294,9 +294,27 @@ def rows_of(results: dict[tuple[str, str], Runs]) -> tuple[list[Row], dict[str, 
                 else (Target(HARD_P50_MS, "p50"), Target(HARD_P99_MS, "p99"))
             )
         extra = {"lost": runs.lost, "failed": runs.failed, "takeover_ms": runs.takeovers}
-        rows.append(Row(f"{system} {scenario} gap", "ms", runs.gaps, targets, extra=extra))
+        # keepalived is the reference measured in the same testbed: shown, never judged
+        reference = system != "openelb"
+        rows.append(
+            Row(
+                f"{system} {scenario} gap",
+                "ms",
+                runs.gaps,
+                targets,
+                extra=extra,
+                reference=reference,
+            )
+        )
     for (system, scenario), runs in results.items():
-        rows.append(Row(f"{system} {scenario} takeover", "ms", runs.takeovers))
+        rows.append(
+            Row(
+                f"{system} {scenario} takeover",
+                "ms",
+                runs.takeovers,
+                reference=system != "openelb",
+            )
+        )
     ratios: dict[str, float] = {}
     for scenario in SCENARIOS:
         mine = results.get(("openelb", scenario))

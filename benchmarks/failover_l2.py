@@ -14,33 +14,39 @@ before and the first reply after is recorded, with who answered:
 - ``graceful``: the owner's speaker gets SIGTERM (withdraw + GOODBYE).
 
 Between runs the failed owner comes back and the cluster settles (ownership follows rank again)
-before the next stream starts. Prints medians / p99 / worst per scenario and writes JSON under
-``benchmarks/results/``. Targets (design): hard failure p50 < 150 ms, p99 < 250 ms; graceful
-< 20 ms. The anchor measured on these machines: keepalived tuned (VRRPv3, advert 0.1) ~290 ms.
+before the next stream starts. Prints p50 / p99 / worst per scenario and writes the shared
+result shape (``openelb.lab.benchresult``). Targets (design): hard failure p50 < 150 ms,
+p99 < 250 ms; graceful p50 < 20 ms; no peer declared dead in the steady state under CPU
+hogs. The anchor measured on these machines: keepalived tuned (VRRPv3, advert 0.1) ~290 ms
+(``failover.py`` measures it in the same run).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import statistics
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
-from pathlib import Path
 
+from openelb.lab.benchresult import (
+    Row,
+    Target,
+    add_results_argument,
+    exit_code,
+    say,
+    table,
+    write_result,
+)
 from openelb.lab.l2cluster import L2Cluster
 from openelb.lab.netns import Testbed
 from openelb.lab.traffic import DEFAULT_PORT, UdpStream, analyse, start_echo_server
 from openelb.speaker.ownership import compute_placement
 
-RESULTS = Path(__file__).resolve().parent / "results"
 VIP = "10.250.0.200"
 NODES = ["n1", "n2", "n3"]
 SCENARIOS = ("link-cut", "sigkill", "graceful")
-TARGETS_MS = {"link-cut": 150.0, "sigkill": 150.0, "graceful": 20.0}
+HARD = (Target(150.0, "p50"), Target(250.0, "p99"))
+TARGETS_MS = {"link-cut": HARD, "sigkill": HARD, "graceful": (Target(20.0, "p50"),)}
 
 
 def _accept_vip_locally(cluster: L2Cluster) -> None:
@@ -48,12 +54,6 @@ def _accept_vip_locally(cluster: L2Cluster) -> None:
         host.run(["sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1"])
         host.run(["sysctl", "-qw", "net.ipv4.conf.eth0.arp_ignore=1"])
         host.run(["ip", "route", "add", "local", f"{VIP}/32", "dev", "lo"])
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def _false_takeovers_under_load(cluster: L2Cluster, owner: str, seconds: float) -> int:
@@ -117,6 +117,29 @@ def _restore(cluster: L2Cluster, scenario: str, owner: str) -> None:
     raise RuntimeError(f"the client's traffic did not return to {owner} after {scenario}")
 
 
+def rows_of(
+    samples: dict[str, list[dict[str, object]]], *, false_deaths: int | None, hog_seconds: float
+) -> list[Row]:
+    """A gap row per scenario (with who answered before and after each run) and, if the
+    steady state under CPU hogs was observed, its count of peers wrongly declared dead."""
+    rows = []
+    for scenario, runs in samples.items():
+        gaps = [float(str(r["gap_ms"])) for r in runs]
+        moved = sum(1 for r in runs if r["after"] and r["after"] != r["before"])
+        extra = {"moved": moved, "runs": runs}
+        rows.append(Row(f"{scenario} gap", "ms", gaps, TARGETS_MS[scenario], extra=extra))
+    if false_deaths is not None:
+        rows.append(
+            Row(
+                f"peers declared dead in {hog_seconds:g} s steady state with 2 CPU hogs",
+                "",
+                [float(false_deaths)],
+                (Target(0, "max", op="<="),),
+            )
+        )
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
@@ -128,11 +151,13 @@ def main() -> int:
         default=20.0,
         help="Steady state under two CPU hogs: count false takeovers (0 to skip).",
     )
+    add_results_argument(parser)
     args = parser.parse_args()
     scenarios = args.only or list(SCENARIOS)
     owner = compute_placement(VIP, live=NODES).owner
     assert owner is not None
     samples: dict[str, list[dict[str, object]]] = {s: [] for s in scenarios}
+    false_deaths: int | None = None
     with Testbed() as tb:
         cluster = L2Cluster(tb, nodes=len(NODES), dataplane=args.dataplane)
         servers = []
@@ -153,53 +178,28 @@ def main() -> int:
                 for i in range(args.runs):
                     sample = _one_run(cluster, scenario, owner)
                     samples[scenario].append(sample)
-                    print(f"  {scenario:<9} run {i + 1:>2}: {sample}", flush=True)
+                    say(f"  {scenario:<9} run {i + 1:>2}: {sample}")
                     _restore(cluster, scenario, owner)
         finally:
             for server in servers:
                 server.stop()
             cluster.close()
-    summary: dict[str, object] = {}
-    if args.hog_seconds > 0:
-        summary["false_deaths_under_cpu_hogs"] = false_deaths
-        print(
-            f"\nsteady state, {args.hog_seconds:.0f} s with 2 CPU hogs: "
-            f"{false_deaths} peers declared dead (target 0)"
-        )
-    print(f"\nfailover_l2: {args.runs} runs per scenario, dataplane {args.dataplane}")
-    print(f"  {'scenario':<10}{'p50 ms':>9}{'p99 ms':>9}{'worst':>9}{'moved':>8}  target")
-    for scenario, runs in samples.items():
-        gaps = [float(str(r["gap_ms"])) for r in runs]
-        moved = sum(1 for r in runs if r["after"] and r["after"] != r["before"])
-        row = {
-            "p50_ms": statistics.median(gaps),
-            "p99_ms": _percentile(gaps, 0.99),
-            "worst_ms": max(gaps),
-            "moved": moved,
-            "runs": len(runs),
-        }
-        summary[scenario] = row
-        verdict = "PASS" if float(row["p50_ms"]) < TARGETS_MS[scenario] else "FAIL"
-        print(
-            f"  {scenario:<10}{row['p50_ms']:>9.1f}{row['p99_ms']:>9.1f}{row['worst_ms']:>9.1f}"
-            f"{moved:>5}/{len(runs):<3} p50 < {TARGETS_MS[scenario]:.0f} ms: {verdict}"
-        )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"failover_l2-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "machine": platform.node(),
-                "dataplane": args.dataplane,
-                "runs": args.runs,
-                "summary": summary,
-                "samples": samples,
-            },
-            indent=2,
-        )
+    rows = rows_of(samples, false_deaths=false_deaths, hog_seconds=args.hog_seconds)
+    title = f"\nfailover_l2: {args.runs} runs per scenario, dataplane {args.dataplane}"
+    say(table(rows, title=title))
+    path = write_result(
+        "failover_l2",
+        rows=rows,
+        args={
+            "runs": args.runs,
+            "dataplane": args.dataplane,
+            "scenarios": scenarios,
+            "hog_seconds": args.hog_seconds,
+        },
+        results_dir=args.results,
     )
-    print(f"  wrote {out}")
-    return 0
+    say(f"  wrote {path}")
+    return exit_code(rows)
 
 
 if __name__ == "__main__":

@@ -5,26 +5,33 @@ Run: ``.venv/bin/python benchmarks/heartbeat_jitter.py [--seconds 5] [--hogs 2]`
 Each pacer sends 20 ms heartbeats over loopback while this process keeps its GIL busy (a Python
 thread spinning, like a control loop decoding a big relist) and ``--hogs`` processes spin on the
 CPUs. The lateness of every wake-up against its schedule is what a backup's detector sees as
-jitter; a detector declares death after 100 ms, so the worst case is what matters. Prints
-median / p99 / max per implementation and writes JSON under ``benchmarks/results/``.
+jitter; a detector declares death after 100 ms (20 ms x 5 misses), so the worst case is what
+matters: target, the compiled pacer's worst lateness stays under those 100 ms. The pure-Python
+pacer is the baseline measured in the same run. Prints p50 / p99 / max per implementation and
+writes the shared result shape (``openelb.lab.benchresult``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import statistics
 import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
-from pathlib import Path
 
+from openelb.lab.benchresult import (
+    Row,
+    Target,
+    add_results_argument,
+    exit_code,
+    say,
+    table,
+    write_result,
+)
 from openelb.speaker.heartbeating import HeartbeatTransport
 
-RESULTS = Path(__file__).resolve().parent / "results"
+DEATH_MS = 100.0
+"""The failure detector's default: 5 missed 20 ms heartbeats."""
 
 
 def _spin(stop: threading.Event) -> None:
@@ -57,48 +64,59 @@ def _measure(implementation: str, seconds: float) -> list[float]:
     return [max(0, v) / 1e6 for v in lateness]
 
 
+def rows_of(lateness: dict[str, list[float]]) -> tuple[list[Row], dict[str, float]]:
+    """Rows from the lateness samples (ms) of each implementation that ran."""
+    compiled = lateness.get("compiled", [])  # not built: a targeted row with no samples (missed)
+    python = lateness.get("python", [])
+    rows = [
+        Row("compiled pacer: send lateness", "ms", compiled, (Target(DEATH_MS, "max"),)),
+        Row("baseline: pure-Python pacer: send lateness", "ms", python),
+    ]
+    ratios = {}
+    if compiled and python and max(compiled) > 0:
+        ratios["worst lateness: python / compiled"] = max(python) / max(compiled)
+    return rows, ratios
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--hogs", type=int, default=2)
+    add_results_argument(parser)
     args = parser.parse_args()
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.hogs)]
-    results: dict[str, dict[str, float]] = {}
+    lateness: dict[str, list[float]] = {}
     try:
         for implementation in ("compiled", "python"):
             try:
-                samples = _measure(implementation, args.seconds)
+                lateness[implementation] = _measure(implementation, args.seconds)
             except ImportError:
-                print(f"  {implementation}: not built, skipped")
-                continue
-            ordered = sorted(samples)
-            results[implementation] = {
-                "samples": len(samples),
-                "median_ms": statistics.median(ordered),
-                "p99_ms": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
-                "max_ms": ordered[-1],
-            }
+                say(f"  {implementation}: not built, skipped")
     finally:
         for hog in hogs:
             hog.kill()
             hog.wait()
-    print(
-        f"heartbeat send lateness, 20 ms interval, busy GIL + {args.hogs} CPU hogs, "
-        f"{args.seconds:.0f} s each"
+    rows, ratios = rows_of(lateness)
+    say(
+        table(
+            rows,
+            title=(
+                f"heartbeat send lateness, 20 ms interval, busy GIL + {args.hogs} CPU hogs, "
+                f"{args.seconds:g} s each"
+            ),
+        )
     )
-    print(f"  {'pacer':<10}{'median ms':>11}{'p99 ms':>9}{'max ms':>9}")
-    for name, row in results.items():
-        print(f"  {name:<10}{row['median_ms']:>11.3f}{row['p99_ms']:>9.2f}{row['max_ms']:>9.2f}")
-    if "compiled" in results and "python" in results:
-        ratio = results["python"]["max_ms"] / max(results["compiled"]["max_ms"], 1e-6)
-        print(f"  worst case: python / compiled = {ratio:.1f}x")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"heartbeat_jitter-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    out.write_text(
-        json.dumps({"machine": platform.node(), "hogs": args.hogs, "results": results}, indent=2)
+    for name, value in ratios.items():
+        say(f"  {name}: {value:.1f}x")
+    path = write_result(
+        "heartbeat_jitter",
+        rows=rows,
+        ratios=ratios,
+        args={"seconds": args.seconds, "hogs": args.hogs},
+        results_dir=args.results,
     )
-    print(f"  wrote {out}")
-    return 0
+    say(f"  wrote {path}")
+    return exit_code(rows)
 
 
 if __name__ == "__main__":

@@ -8,30 +8,27 @@ small frozen views of the fields the logic needs. This measures both on the same
 ServiceList of realistic Services (decode of one list response) and the same Services as watch
 events (one line each), plus an end-to-end list over HTTP from the embedded apiserver when it is
 available. CPU time medians of ``--repeats`` runs; the baseline (the client's models) is measured
-in the same run, so the ratio is what raw JSON buys on this machine today. Prints a table and
-writes JSON under ``benchmarks/results/``.
+in the same run (rows marked ``reference``), so the ratio is what raw JSON buys on this machine
+today. No DESIGN target applies. Prints a table and writes the shared result shape
+(``openelb.lab.benchresult``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client as k8s_client
 
 from openelb.kube.views import Service
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from openelb.lab.benchresult import Row, add_results_argument, exit_code, say, table, write_result
 
 
 def _service(i: int) -> dict[str, Any]:
@@ -194,63 +191,49 @@ def bench_http(count: int, repeats: int) -> dict[str, list[float]]:
         }
 
 
+def rows_of(results: dict[str, list[float]]) -> tuple[list[Row], dict[str, float]]:
+    """A row per measurement (the client's models are the reference); ratios models / raw."""
+    rows = [
+        Row(name, "s", samples, reference="baseline" in name) for name, samples in results.items()
+    ]
+    medians = {name: statistics.median(s) for name, s in results.items() if s}
+    pairs = {
+        "list: models / raw (CPU)": ("list: client models (baseline)", "list: json + views"),
+        "events: models / raw (CPU)": ("events: client models (baseline)", "events: json + views"),
+        "http list: models / raw (wall)": (
+            "http list: CoreV1Api models (baseline)",
+            "http list: KubeApi + views",
+        ),
+    }
+    ratios = {
+        what: medians[theirs] / medians[ours]
+        for what, (theirs, ours) in pairs.items()
+        if theirs in medians and medians.get(ours)
+    }
+    return rows, ratios
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--services", type=int, default=2000)
     parser.add_argument("--repeats", type=int, default=5)
+    add_results_argument(parser)
     args = parser.parse_args()
     results = bench_decode(args.services, args.repeats)
     results.update(bench_http(args.services, args.repeats))
-    medians = {name: statistics.median(s) for name, s in results.items()}
-    ratios = {
-        "list: models / raw (CPU)": medians["list: client models (baseline)"]
-        / medians["list: json + views"],
-        "events: models / raw (CPU)": medians["events: client models (baseline)"]
-        / medians["events: json + views"],
-    }
-    if "http list: KubeApi + views" in medians:
-        ratios["http list: models / raw (wall)"] = (
-            medians["http list: CoreV1Api models (baseline)"]
-            / medians["http list: KubeApi + views"]
-        )
-    per_object = {name: m / args.services * 1e6 for name, m in medians.items()}
-    print(f"{args.services} Services, {args.repeats} repeats")
-    print(f"{'benchmark':<42} {'median':>10} {'per object':>12}")
-    for name, m in medians.items():
-        print(f"{name:<42} {m * 1000:>8.1f}ms {per_object[name]:>10.1f}us")
+    rows, ratios = rows_of(results)
+    say(table(rows, title=f"kube_decode: {args.services:,} Services, {args.repeats} repeats"))
     for name, value in ratios.items():
-        print(f"{name:<42} {value:>10.2f}x")
-
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    report = {
-        "benchmark": "kube_decode",
-        "when": stamp,
-        "host": {
-            "python": sys.version.split()[0],
-            "machine": platform.machine(),
-            "cpus": os.cpu_count(),
-            "load1": os.getloadavg()[0],
-        },
-        "services": args.services,
-        "repeats": args.repeats,
-        "rows": [
-            {
-                "name": name,
-                "unit": "s",
-                "median": medians[name],
-                "samples": samples,
-                "target": None,
-                "verdict": "",
-            }
-            for name, samples in results.items()
-        ],
-        "ratios": ratios,
-    }
-    out = RESULTS / f"kube_decode-{stamp}.json"
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
-    return 0
+        say(f"  {name}: {value:.2f}x")
+    path = write_result(
+        "kube_decode",
+        rows=rows,
+        ratios=ratios,
+        args={"services": args.services, "repeats": args.repeats},
+        results_dir=args.results,
+    )
+    say(f"  wrote {path}")
+    return exit_code(rows)
 
 
 if __name__ == "__main__":

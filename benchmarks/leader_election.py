@@ -13,23 +13,20 @@ every such observation is counted (must be 0). Takeover time: from the fault to 
 
 The official ``kubernetes.leaderelection.LeaderElection`` is run in the same rig (its settings
 must be whole seconds >= 1: lease 2 s, renew 1.5 s, retry 1 s) for the crash and partition
-scenarios, for comparison. Prints a table and writes JSON under ``benchmarks/results/``.
+scenarios, for comparison: its rows are marked ``reference`` (another project's code, shown,
+never judged; it does show double leaders under partition). Target: our electors never show two
+leaders at once. Prints a table and writes the shared result shape (``openelb.lab.benchresult``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import platform
-import statistics
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +37,18 @@ from kubernetes.leaderelection.resourcelock.leaselock import LeaseLock
 from openelb.kube.client import connect
 from openelb.kube.resources import NAMESPACES
 from openelb.lab.apiserver import ApiServer
+from openelb.lab.benchresult import (
+    Row,
+    Target,
+    add_results_argument,
+    exit_code,
+    say,
+    table,
+    write_result,
+)
 from openelb.lab.election_rig import ElectionRig, LeaderLog, Timings, write_kubeconfig
 from openelb.lab.tcpproxy import TcpProxy
 
-RESULTS = Path(__file__).resolve().parent / "results"
 NAMESPACE = "bench"
 TIMINGS = Timings()
 WAIT = 10.0
@@ -186,24 +191,45 @@ def run_official(server: ApiServer, run: int) -> dict[str, tuple[float | None, i
     return out
 
 
-def _summary(results: list[dict[str, tuple[float | None, int]]]) -> dict[str, dict[str, Any]]:
-    summary: dict[str, dict[str, Any]] = {}
-    for name in results[0]:
-        times = [r[name][0] for r in results if r[name][0] is not None]
-        summary[name] = {
-            "samples": times,
-            "median": statistics.median(times) if times else None,
-            "max": max(times) if times else None,
-            "no_takeover": sum(1 for r in results if r[name][0] is None),
-            "double_leader_observations": sum(r[name][1] for r in results),
-        }
-    return summary
+Runs = list[dict[str, tuple[float | None, int]]]
+"""Per run: scenario -> (takeover seconds or None, double-leader observations)."""
+
+
+def rows_of(ours: Runs, official: Runs) -> list[Row]:
+    """Takeover rows per elector and scenario, and the double-leader count per run: judged
+    (must stay 0) for ours, shown as the reference for the official elector."""
+    rows: list[Row] = []
+    for label, results in (("ours", ours), ("official", official)):
+        if not results:
+            continue
+        reference = label == "official"
+        for name in results[0]:
+            times = [t for r in results if (t := r[name][0]) is not None]
+            extra = {
+                "no_takeover": sum(1 for r in results if r[name][0] is None),
+                "double_leader_observations": sum(r[name][1] for r in results),
+            }
+            rows.append(
+                Row(f"{label} {name} takeover", "s", times, extra=extra, reference=reference)
+            )
+        doubles = [float(sum(n for _, n in r.values())) for r in results]
+        rows.append(
+            Row(
+                f"{label}: double-leader observations per run (all scenarios)",
+                "",
+                doubles,
+                () if reference else (Target(0, "max", op="<="),),
+                reference=reference,
+            )
+        )
+    return rows
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--official-runs", type=int, default=5)
+    add_results_argument(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.CRITICAL)
 
@@ -213,68 +239,27 @@ def main() -> int:
         ours = [run_ours(server, run) for run in range(args.runs)]
         official = [run_official(server, run) for run in range(args.official_runs)]
 
-    rows = []
-    print(
-        f"{'elector / scenario':<34} {'runs':>4} {'median':>9} {'max':>9} {'none':>5} {'double':>7}"
-    )
-    for label, results, runs in (
-        ("ours", ours, args.runs),
-        ("official", official, args.official_runs),
-    ):
-        if not results:
-            continue
-        for name, s in _summary(results).items():
-            median = "-" if s["median"] is None else f"{s['median'] * 1000:.0f}ms"
-            worst = "-" if s["max"] is None else f"{s['max'] * 1000:.0f}ms"
-            print(
-                f"{label + ' ' + name:<34} {runs:>4} {median:>9} {worst:>9} "
-                f"{s['no_takeover']:>5} {s['double_leader_observations']:>7}"
-            )
-            rows.append(
-                {
-                    "name": f"{label} {name} takeover",
-                    "unit": "s",
-                    "median": s["median"],
-                    "samples": s["samples"],
-                    "target": "0 double leaders",
-                    "verdict": "met" if s["double_leader_observations"] == 0 else "MISSED",
-                    "double_leader_observations": s["double_leader_observations"],
-                    "no_takeover": s["no_takeover"],
-                }
-            )
-    ours_doubles = sum(
-        r["double_leader_observations"] for r in rows if r["name"].startswith("ours")
-    )
-    print(f"ours: double-leader observations over {args.runs} runs: {ours_doubles}")
-
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    report = {
-        "benchmark": "leader_election",
-        "when": stamp,
-        "host": {
-            "python": sys.version.split()[0],
-            "machine": platform.machine(),
-            "cpus": os.cpu_count(),
-            "load1": os.getloadavg()[0],
+    rows = rows_of(ours, official)
+    title = f"leader election: {args.runs} runs ours, {args.official_runs} official (reference)"
+    say(table(rows, title=title))
+    path = write_result(
+        "leader_election",
+        rows=rows,
+        args={"runs": args.runs, "official_runs": args.official_runs},
+        extra={
+            "timings": {
+                "ours": {
+                    "lease": TIMINGS.lease_duration,
+                    "renew": TIMINGS.renew_deadline,
+                    "retry": TIMINGS.retry_period,
+                },
+                "official": {"lease": 2, "renew": 1.5, "retry": 1},
+            }
         },
-        "runs": args.runs,
-        "official_runs": args.official_runs,
-        "timings": {
-            "ours": {
-                "lease": TIMINGS.lease_duration,
-                "renew": TIMINGS.renew_deadline,
-                "retry": TIMINGS.retry_period,
-            },
-            "official": {"lease": 2, "renew": 1.5, "retry": 1},
-        },
-        "rows": rows,
-        "ratios": {},
-    }
-    out = RESULTS / f"leader_election-{stamp}.json"
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
-    return 0 if ours_doubles == 0 else 1
+        results_dir=args.results,
+    )
+    say(f"  wrote {path}")
+    return exit_code(rows)
 
 
 if __name__ == "__main__":

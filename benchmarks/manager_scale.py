@@ -14,29 +14,36 @@ after another with the real client. Measured per run:
 - *after last create*: how long the manager lagged behind the last create;
 - manager RSS (VmRSS and peak VmHWM of the child) at the end.
 
-Prints a table of medians and writes JSON under ``benchmarks/results/``.
+No DESIGN target applies to the manager alone (the suite's control-plane targets are in
+``control_plane_scale.py``): these rows are context, with the ratio to the create-only floor.
+Prints a table and writes the shared result shape (``openelb.lab.benchresult``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from openelb.kube.client import connect
 from openelb.kube.resources import EIPS, SERVICES
 from openelb.lab.apiserver import ApiServer
+from openelb.lab.benchresult import Row, add_results_argument, exit_code, say, table, write_result
 
-RESULTS = Path(__file__).resolve().parent / "results"
+MEASURES = {
+    "create_only_s": ("baseline: create only, no manager", "s"),
+    "create_with_manager_s": ("create while the manager works", "s"),
+    "all_addressed_s": ("all addressed (first create -> last ingress)", "s"),
+    "after_last_create_s": ("manager lag after the last create", "s"),
+    "manager_rss_mib": ("manager RSS", "MiB"),
+    "manager_peak_rss_mib": ("manager peak RSS (VmHWM)", "MiB"),
+}
+"""Keys of :func:`one_run`'s dict -> row name and unit."""
 
 
 def _service(i: int) -> dict[str, Any]:
@@ -138,40 +145,43 @@ def one_run(count: int, timeout: float) -> dict[str, float]:
     }
 
 
+def rows_of(runs: list[dict[str, float]]) -> tuple[list[Row], dict[str, float]]:
+    """One row per measure, a sample per run; the ratio of addressing time to the floor."""
+    rows = [
+        Row(name, unit, [run[key] for run in runs if key in run])
+        for key, (name, unit) in MEASURES.items()
+    ]
+    ratios = {}
+    floor = [run["create_only_s"] for run in runs if "create_only_s" in run]
+    done = [run["all_addressed_s"] for run in runs if "all_addressed_s" in run]
+    if floor and done and statistics.median(floor) > 0:
+        ratios["all addressed / create only (p50)"] = statistics.median(done) / statistics.median(
+            floor
+        )
+    return rows, ratios
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=600.0)
+    add_results_argument(parser)
     args = parser.parse_args()
     runs = [one_run(args.services, args.timeout) for _ in range(args.runs)]
-    medians = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-    ratio = medians["all_addressed_s"] / medians["create_only_s"]
-    print(f"manager scale: {args.services:,} Services, {args.runs} runs (medians)")
-    print(f"{'measure':<28}{'median':>12}")
-    for key, value in medians.items():
-        print(f"{key:<28}{value:>12.3f}")
-    print(f"{'all addressed / create only':<28}{ratio:>12.2f}")
-    RESULTS.mkdir(exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    report = {
-        "benchmark": "manager_scale",
-        "when": stamp,
-        "host": {
-            "python": sys.version.split()[0],
-            "machine": platform.machine(),
-            "cpus": os.cpu_count(),
-            "load1": os.getloadavg()[0],
-        },
-        "services": args.services,
-        "runs": runs,
-        "medians": medians,
-        "ratio_all_addressed_to_create_only": ratio,
-    }
-    out = RESULTS / f"manager_scale-{stamp}.json"
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
-    return 0
+    rows, ratios = rows_of(runs)
+    say(table(rows, title=f"manager scale: {args.services:,} Services, {args.runs} runs"))
+    for name, value in ratios.items():
+        say(f"  {name}: {value:.2f}")
+    path = write_result(
+        "manager_scale",
+        rows=rows,
+        ratios=ratios,
+        args={"services": args.services, "runs": args.runs},
+        results_dir=args.results,
+    )
+    say(f"  wrote {path}")
+    return exit_code(rows)
 
 
 if __name__ == "__main__":

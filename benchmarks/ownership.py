@@ -6,23 +6,28 @@ Times (``time.perf_counter``, medians of ``--repeats`` fresh tables) of the incr
 ``OwnershipTable`` reacting to a node loss and to its return, against the baseline measured in the
 same run: recomputing every VIP's placement from scratch (``compute_placement``), which is what a
 non-incremental speaker does on every membership change. Target (design): < 50 ms for the loss.
-Prints a table and writes JSON under ``benchmarks/results/``.
+Prints a table and writes the shared result shape (``openelb.lab.benchresult``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
+import sys
 import time
-from datetime import UTC, datetime
-from pathlib import Path
 
+from openelb.lab.benchresult import (
+    Row,
+    Target,
+    add_results_argument,
+    exit_code,
+    say,
+    table,
+    write_result,
+)
 from openelb.speaker.ownership import OwnershipTable, compute_placement
 
-RESULTS = Path(__file__).resolve().parent / "results"
-TARGET_LOSS_S = 0.050
+TARGET_LOSS_MS = 50.0
 
 
 def _table(vips: list[str], nodes: list[str]) -> OwnershipTable:
@@ -34,27 +39,54 @@ def _table(vips: list[str], nodes: list[str]) -> OwnershipTable:
     return table
 
 
-def main() -> None:
+def rows_of(
+    *, loss: list[float], back: list[float], scratch: list[float], build: list[float]
+) -> tuple[list[Row], dict[str, float]]:
+    """Rows in ms from the per-repeat timings in seconds; the ratio is scratch / incremental."""
+
+    def ms(values: list[float]) -> list[float]:
+        return [v * 1000 for v in values]
+
+    rows = [
+        Row("node lost (incremental)", "ms", ms(loss), (Target(TARGET_LOSS_MS, "p50"),)),
+        Row("node back (incremental)", "ms", ms(back)),
+        Row("baseline: every placement from scratch", "ms", ms(scratch)),
+        Row("initial build of the table", "ms", ms(build)),
+    ]
+    ratios = {}
+    if loss and scratch and statistics.median(loss) > 0:
+        ratios["from scratch / incremental node loss (p50)"] = statistics.median(
+            scratch
+        ) / statistics.median(loss)
+    return rows, ratios
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vips", type=int, default=10_000)
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=7)
+    add_results_argument(parser)
     args = parser.parse_args()
     vips = [f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}" for i in range(args.vips)]
     nodes = [f"node-{i:02d}" for i in range(args.nodes)]
 
-    loss, back, scratch, build, moved = [], [], [], [], 0
+    loss: list[float] = []
+    back: list[float] = []
+    scratch: list[float] = []
+    build: list[float] = []
+    moved = 0
     for r in range(args.repeats):
         t0 = time.perf_counter()
-        table = _table(vips, nodes)
+        table_ = _table(vips, nodes)
         build.append(time.perf_counter() - t0)
         victim = nodes[r % len(nodes)]
         t0 = time.perf_counter()
-        changes = table.set_node_live(victim, False)
+        changes = table_.set_node_live(victim, False)
         loss.append(time.perf_counter() - t0)
         moved = len(changes)
         t0 = time.perf_counter()
-        table.set_node_live(victim, True)
+        table_.set_node_live(victim, True)
         back.append(time.perf_counter() - t0)
         live = [n for n in nodes if n != victim]
         t0 = time.perf_counter()
@@ -62,39 +94,26 @@ def main() -> None:
             compute_placement(ip, live=live)
         scratch.append(time.perf_counter() - t0)
 
-    rows = {
-        "node lost (incremental)": statistics.median(loss),
-        "node back (incremental)": statistics.median(back),
-        "from scratch (baseline)": statistics.median(scratch),
-        "initial build": statistics.median(build),
-    }
-    print(f"ownership: {args.vips} VIPs, {args.nodes} nodes, {args.repeats} repeats (medians)")
-    for name, value in rows.items():
-        print(f"  {name:<26} {value * 1000:9.2f} ms")
-    ratio = rows["from scratch (baseline)"] / rows["node lost (incremental)"]
-    verdict = "PASS" if rows["node lost (incremental)"] < TARGET_LOSS_S else "FAIL"
-    print(f"  placements moved by the loss: {moved}; speed-up vs scratch {ratio:.1f}x")
-    print(f"  target node lost < {TARGET_LOSS_S * 1000:.0f} ms: {verdict}")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"ownership-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "vips": args.vips,
-                "nodes": args.nodes,
-                "repeats": args.repeats,
-                "machine": platform.node(),
-                "median_seconds": rows,
-                "samples": {"loss": loss, "back": back, "scratch": scratch},
-                "moved": moved,
-                "speedup_vs_scratch": ratio,
-                "verdict": verdict,
-            },
-            indent=2,
+    rows, ratios = rows_of(loss=loss, back=back, scratch=scratch, build=build)
+    rows[0].extra["placements_moved"] = moved
+    say(
+        table(
+            rows, title=f"ownership: {args.vips:,} VIPs, {args.nodes} nodes, {args.repeats} repeats"
         )
     )
-    print(f"  wrote {out}")
+    say(f"  placements moved by the loss: {moved}")
+    for name, value in ratios.items():
+        say(f"  {name}: {value:.1f}x")
+    path = write_result(
+        "ownership",
+        rows=rows,
+        ratios=ratios,
+        args={"vips": args.vips, "nodes": args.nodes, "repeats": args.repeats},
+        results_dir=args.results,
+    )
+    say(f"  wrote {path}")
+    return exit_code(rows)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

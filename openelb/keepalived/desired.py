@@ -19,12 +19,11 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from openelb.ipam.addresses import AddressError, AddressRange, parse_ip, parse_pool_address
 from openelb.keepalived.model import DesiredState, DesiredVip, NodeAddresses
 from openelb.keepalived.notify import VrrpState
 from openelb.keepalived.states import VipStateChange
 from openelb.kube.views import Eip, EndpointSlice, Node, Service
-from openelb.speaker.desired import node_eligibility
+from openelb.speaker.desired import address_pools, node_eligibility, pool_of
 from openelb.speaker.records import SpeakerRecord
 
 VIP_PROTOCOL = "vip"
@@ -52,17 +51,8 @@ class VipModeState:
     waiting: tuple[WaitingVip, ...]
 
 
-def _vip_pools(eips: Iterable[Eip]) -> list[tuple[Eip, AddressRange]]:
-    pools = []
-    for eip in eips:
-        if str(eip.spec.get("protocol") or "") != VIP_PROTOCOL or eip.spec.get("disable"):
-            continue
-        try:
-            parsed = parse_pool_address(str(eip.spec.get("address") or ""))
-        except AddressError:
-            continue  # the manager reports invalid Eips
-        pools.append((eip, parsed.range))
-    return sorted(pools, key=lambda p: p[0].name)
+def _is_vip_eip(eip: Eip) -> bool:
+    return str(eip.spec.get("protocol") or "") == VIP_PROTOCOL and not eip.spec.get("disable")
 
 
 def _router_ids(eip: Eip) -> dict[str, int]:
@@ -112,7 +102,9 @@ def vip_mode_state(
     """This node's VIP-mode desired state from the watched objects (pure)."""
     node_list = list(nodes)
     usable = {n for n, ok in node_eligibility(node_list).items() if ok}
-    pools = _vip_pools(eips)
+    eip_list = list(eips)
+    by_name = {eip.name: eip for eip in eip_list}
+    pools = address_pools(eip_list, keep=_is_vip_eip)  # invalid Eips are the manager's to report
     ready_by_service: dict[str, set[str]] = {}
     for sl in slices:
         ready_by_service.setdefault(sl.service_key, set()).update(sl.ready_nodes())
@@ -127,9 +119,10 @@ def vip_mode_state(
     waiting: list[WaitingVip] = []
     service_keys: dict[str, tuple[str, ...]] = {}
     for ip, svcs in sorted(on_ip.items()):
-        pool = _pool_of(ip, pools)
-        if pool is None:
+        pool_name = pool_of(ip, pools)
+        if pool_name is None:
             continue
+        pool = by_name[pool_name]
         service_keys[ip] = tuple(sorted(s.key for s in svcs))
         router_id = _router_ids(pool).get(ip)
         if router_id is None:
@@ -156,17 +149,6 @@ def vip_mode_state(
         )
     desired = DesiredState(node, tuple(vips), node_addresses(node_list))
     return VipModeState(desired, service_keys, tuple(waiting))
-
-
-def _pool_of(ip: str, pools: list[tuple[Eip, AddressRange]]) -> Eip | None:
-    try:
-        family, value = parse_ip(ip)
-    except AddressError:
-        return None
-    for eip, pool_range in pools:
-        if pool_range.family is family and value in pool_range:
-            return eip
-    return None
 
 
 def state_change_event(change: VipStateChange) -> tuple[str, str, str] | None:

@@ -1,17 +1,23 @@
 """The benchmark report: every benchmark's JSON result turned into one markdown page with plots.
 
 Each script under ``benchmarks/`` prints its own table and writes ``<name>-<stamp>.json`` under
-``benchmarks/results/``. The shape they share (``benchmarks/ipam.py`` set it)::
+``benchmarks/results/``. The shape they share::
 
     {"benchmark": "ipam", "when": "...", "host": {...},
      "rows": [{"name": ..., "unit": ..., "median": ..., "samples": [...],
-               "target": ..., "verdict": "met" | "MISSED" | ...}, ...],
+               "target": ..., "verdict": "met" | "MISSED" | "reference" | ...,
+               "checks": [{"stat": "p99", "op": "<", "limit": 100, "value": 83, "held": true}]},
+              ...],
      "ratios": {"what": value, ...}}
 
-Rows and ratios become tables; rows with several samples become a box plot per unit, so the
-spread (what noisy machines hide behind a median) is visible. Anything else in the JSON is kept
-out of the page but left in the file. Reading is forgiving: a result that does not follow the
-shape is listed as such rather than breaking the report.
+(:mod:`openelb.lab.benchresult` writes it.) The page opens with every judged row across the
+suite — measured value, target, held or missed — so a reader sees at once which targets hold;
+rows measured only for comparison (``reference``: another project's code, a naive baseline) are
+marked as such and never count as a miss. Rows and ratios become tables; rows with several
+samples become a box plot per unit, so the spread (what noisy machines hide behind a median) is
+visible. Anything else in the JSON is kept out of the page but left in the file. Reading is
+forgiving: a result that does not follow the shape is listed as such rather than breaking the
+report.
 """
 
 from __future__ import annotations
@@ -24,6 +30,24 @@ from pathlib import Path
 from typing import Any
 
 from openelb.lab.benchresult import percentile
+
+VERDICTS = {"ok": "met", "pass": "met", "met": "met", "fail": "MISSED", "missed": "MISSED"}
+"""Older result files said ok/PASS/FAIL; the report speaks one language."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One target of a row, with the value it was judged on."""
+
+    stat: str
+    op: str
+    limit: float
+    value: float | None
+    held: bool
+
+    def describe(self, unit: str) -> str:
+        measured = "—" if self.value is None else f"{_fmt(self.value)} {unit}".rstrip()
+        return f"{self.stat} {measured}"
 
 
 @dataclass(frozen=True)
@@ -38,6 +62,17 @@ class Row:
     verdict: str
     p99: float | None = None
     """The result's own p99 if it wrote one, else the nearest-rank p99 of the samples."""
+    checks: tuple[Check, ...] = ()
+
+    @property
+    def judged(self) -> bool:
+        return self.verdict in ("met", "MISSED", "no samples")
+
+    def measured(self) -> str:
+        """The numbers the verdict rests on (the median for an older file without checks)."""
+        if self.checks:
+            return ", ".join(c.describe(self.unit) for c in self.checks)
+        return f"p50 {_fmt(self.median)} {self.unit}".rstrip()
 
 
 @dataclass(frozen=True)
@@ -53,13 +88,44 @@ class Result:
 
     @property
     def missed(self) -> tuple[Row, ...]:
-        return tuple(r for r in self.rows if r.verdict.upper() == "MISSED")
+        """Rows whose target did not hold (a targeted row with no samples counts as missed)."""
+        return tuple(r for r in self.rows if r.verdict in ("MISSED", "no samples"))
+
+    @property
+    def met(self) -> tuple[Row, ...]:
+        return tuple(r for r in self.rows if r.verdict == "met")
 
 
 def _number(value: object) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _check(raw: object) -> Check | None:
+    if not isinstance(raw, dict):
+        return None
+    limit = _number(raw.get("limit"))
+    if limit is None:
+        return None
+    return Check(
+        stat=str(raw.get("stat", "?")),
+        op=str(raw.get("op", "<")),
+        limit=limit,
+        value=_number(raw.get("value")),
+        held=raw.get("held") is True,
+    )
+
+
+def _verdict(raw: Mapping[str, Any]) -> str:
+    if raw.get("reference") is True:
+        return "reference"
+    text = str(raw.get("verdict") or "")
+    return VERDICTS.get(text.lower(), text)
 
 
 def _row(raw: Mapping[str, Any]) -> Row:
@@ -76,8 +142,9 @@ def _row(raw: Mapping[str, Any]) -> Row:
         median=_number(raw.get("median")),
         samples=kept,
         target="" if target is None else str(target),
-        verdict=str(raw.get("verdict") or ""),
+        verdict=_verdict(raw),
         p99=p99,
+        checks=tuple(c for c in map(_check, _list(raw.get("checks"))) if c is not None),
     )
 
 
@@ -187,12 +254,45 @@ def render_markdown(
 ) -> str:
     """The report page: a summary of verdicts, then a section per benchmark."""
     lines = [f"# {title}", "", *preface]
-    lines += ["", "| benchmark | rows | targets missed | result file |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Targets",
+        "",
+        "Every row judged against a target (DESIGN.md), across the suite. Rows marked "
+        "`reference` further down measure another project's code or a naive baseline for "
+        "comparison; they are never judged.",
+        "",
+    ]
+    judged = [(name, row) for name, result in results.items() for row in result.rows if row.judged]
+    if judged:
+        lines += ["| benchmark | what | measured | target | verdict |", "|---|---|---|---|---|"]
+        for name, row in judged:
+            verdict = row.verdict if row.verdict == "met" else f"**{row.verdict}**"
+            lines.append(
+                f"| {name} | {_cell(row.name)} | {_cell(row.measured())} | {_cell(row.target)} "
+                f"| {verdict} |"
+            )
+        held = sum(1 for _, row in judged if row.verdict == "met")
+        lines += ["", f"{held} of {len(judged)} targets held."]
+    else:
+        lines.append("No row of these results carries a target.")
+    lines += [
+        "",
+        "## Benchmarks",
+        "",
+        "| benchmark | rows | targets held | targets missed | result file |",
+        "|---|---|---|---|---|",
+    ]
     for name, result in results.items():
         missed = ", ".join(r.name for r in result.missed) or "none"
-        lines.append(f"| {name} | {len(result.rows)} | {_cell(missed)} | `{result.path.name}` |")
+        if result.problems:
+            missed = f"unreadable result: {'; '.join(result.problems)}"
+        lines.append(
+            f"| {name} | {len(result.rows)} | {len(result.met)} | {_cell(missed)} "
+            f"| `{result.path.name}` |"
+        )
     for name, why in failures.items():
-        lines.append(f"| {name} | — | did not finish: {_cell(why)} | — |")
+        lines.append(f"| {name} | — | — | did not finish: {_cell(why)} | — |")
     for name, result in results.items():
         lines += ["", f"## {name}", ""]
         if result.when:

@@ -2,13 +2,14 @@
 
 Every script under ``benchmarks/`` ends the same way: summarise samples (median, p99), judge
 them against a target, print a table a person reads, and write the JSON shape
-:mod:`openelb.lab.benchreport` turns into the report (``rows`` / ``ratios``). The newer
-benchmarks (announce latency, failover against keepalived, control-plane scale) build that here
-so the shape, the percentile rule and the file naming are the same everywhere.
+:mod:`openelb.lab.benchreport` turns into the report (``rows`` / ``ratios``). Every benchmark
+builds that here so the shape, the percentile rule, the verdicts and the file naming are the same
+everywhere.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -36,19 +37,35 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
+STATS = ("p50", "p99", "min", "max")
+OPERATORS = ("<", "<=", ">=")
+
+
 @dataclass(frozen=True)
 class Target:
-    """An upper bound a statistic of a row must stay below (``stat`` is p50, p99 or max)."""
+    """A bound a statistic of a row must respect: ``p50 < 150`` by default (a ceiling, for
+    latencies and memory); ``op=">="`` makes it a floor (throughput, speed-ups) and ``op="<="``
+    suits counts that must stay at zero (``Target(0, "max", op="<=")``)."""
 
     limit: float
     stat: str = "p50"
+    op: str = "<"
 
     def __post_init__(self) -> None:
-        if self.stat not in ("p50", "p99", "max"):
+        if self.stat not in STATS:
             raise ValueError(f"unknown statistic {self.stat!r}")
+        if self.op not in OPERATORS:
+            raise ValueError(f"unknown comparison {self.op!r}")
+
+    def holds(self, value: float) -> bool:
+        if self.op == "<":
+            return value < self.limit
+        if self.op == "<=":
+            return value <= self.limit
+        return value >= self.limit
 
     def describe(self, unit: str) -> str:
-        return f"{self.stat} < {self.limit:g} {unit}".rstrip()
+        return f"{self.stat} {self.op} {self.limit:g} {unit}".rstrip()
 
 
 @dataclass
@@ -61,6 +78,13 @@ class Row:
     targets: tuple[Target, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
     """Anything else worth keeping in the JSON (runs that failed, who answered, ...)."""
+    reference: bool = False
+    """Measured for comparison only (another project's code, a naive baseline): shown with
+    the verdict ``reference`` and never judged, so it cannot carry targets."""
+
+    def __post_init__(self) -> None:
+        if self.reference and self.targets:
+            raise ValueError(f"{self.name}: a reference row is not judged, give it no targets")
 
     def stat(self, which: str) -> float | None:
         if not self.samples:
@@ -71,20 +95,37 @@ class Row:
             return percentile(self.samples, 0.99)
         if which == "max":
             return max(self.samples)
+        if which == "min":
+            return min(self.samples)
         raise ValueError(f"unknown statistic {which!r}")
 
     @property
     def verdict(self) -> str:
-        """``met``, ``MISSED`` (any target), ``no samples``, or ``""`` without targets."""
+        """``met``, ``MISSED`` (any target), ``no samples``, ``reference``, or ``""`` (no
+        targets: a number shown for context)."""
+        if self.reference:
+            return "reference"
         if not self.targets:
             return ""
         if not self.samples:
             return "no samples"
+        return "met" if all(check["held"] for check in self.checks()) else "MISSED"
+
+    def checks(self) -> list[dict[str, Any]]:
+        """Each target with the value it was judged on, so a report can quote the number."""
+        out = []
         for target in self.targets:
             value = self.stat(target.stat)
-            if value is None or value >= target.limit:
-                return "MISSED"
-        return "met"
+            out.append(
+                {
+                    "stat": target.stat,
+                    "op": target.op,
+                    "limit": target.limit,
+                    "value": value,
+                    "held": value is not None and target.holds(value),
+                }
+            )
+        return out
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -97,6 +138,8 @@ class Row:
             "samples": self.samples,
             "target": ", ".join(t.describe(self.unit) for t in self.targets),
             "verdict": self.verdict,
+            "checks": self.checks(),
+            "reference": self.reference,
             **self.extra,
         }
 
@@ -158,6 +201,13 @@ def write_result(
     path = directory / f"{benchmark}-{now:%Y%m%dT%H%M%S%f}.json"
     path.write_text(json.dumps(body, indent=2))
     return path
+
+
+def add_results_argument(parser: argparse.ArgumentParser) -> None:
+    """``--results DIR``: where :func:`write_result` puts the file (tests use a temporary one)."""
+    parser.add_argument(
+        "--results", type=Path, default=None, help=f"results folder (default: {RESULTS_DIR})"
+    )
 
 
 def exit_code(rows: Sequence[Row]) -> int:

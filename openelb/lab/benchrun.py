@@ -25,8 +25,9 @@ from openelb.lab.benchreport import newest_results, plot_result, render_markdown
 ORDER = (
     "ipam",
     "dataplane",
+    "dataplane_afpacket",
     "ownership",
-    "heartbeat",
+    "heartbeat_jitter",
     "kube_decode",
     "apiserver",
     "leader_election",

@@ -185,8 +185,7 @@ def _show_vip(
     before = analyse(UdpStream((vip, DEFAULT_PORT), duration=0.5, netns=client.netns).run())
     if not before.received:
         story.say(f"no answer from {vip}: no node announces it (speaker logs below)")
-        for name, proc in speakers.items():
-            story.say(f"--- {name}: " + proc.log()[-800:].replace("\n", "\n    "))
+        _tell_logs(story, speakers)
         return False
     # The client's neighbour entry is the ground truth for "who answers": every node accepts the
     # VIP's traffic (as kube-proxy does), so only the announced MAC decides where it goes.
@@ -220,9 +219,15 @@ def _show_vip(
     ok = _tell_failover(gap, owner=owner, lab=lab, client=client, vip=vip, story=story)
     if not ok:
         story.say("speaker logs (last lines):")
-        for name, proc in speakers.items():
-            story.say(f"--- {name}:\n    " + proc.log()[-1500:].replace("\n", "\n    "))
+        _tell_logs(story, speakers)
     return ok
+
+
+def _tell_logs(story: Story, speakers: dict[str, Process], *, tail: int = 1500) -> None:
+    """The last ``tail`` characters of each speaker's log, indented under its name: what a
+    newcomer needs when the story stops short."""
+    for name, proc in speakers.items():
+        story.say(f"--- {name}:\n    " + proc.log()[-tail:].replace("\n", "\n    "))
 
 
 def _tell_failover(

@@ -12,8 +12,12 @@ Reads the calling thread's network namespace through netlink (pyroute2).
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
+from collections.abc import Iterable
 from typing import Any
+
+from openelb.kube.views import Eip
 
 CAN_REACH = "can_reach:"
 
@@ -34,6 +38,38 @@ def resolve_interface(spec: str) -> str:
     except OSError:
         raise InterfaceError(f"no interface named {spec!r} on this node") from None
     return spec
+
+
+class EipInterfaces:
+    """Resolves the NIC of each Eip on this node, warning once per Eip and distinct error.
+
+    Both announcers (Layer 2 in the speaker core, VIP mode's keepalived) resolve their Eips on
+    every recompute; a broken Eip would otherwise repeat its warning on each one. ``what`` names
+    the Eips in the warning ("Eip", "VIP-mode Eip"); ``log`` is the caller's logger.
+    """
+
+    def __init__(self, *, node: str, what: str, log: logging.Logger) -> None:
+        self.node = node
+        self.what = what
+        self._log = log
+        self._errors: dict[str, str] = {}
+
+    def resolve(self, eips: Iterable[Eip]) -> dict[str, str]:
+        """Eip name -> NIC for the given Eips that resolve here; the rest are warned about."""
+        interfaces: dict[str, str] = {}
+        errors: dict[str, str] = {}
+        for eip in eips:
+            try:
+                interfaces[eip.name] = resolve_interface(str(eip.spec.get("interface") or ""))
+            except InterfaceError as exc:
+                errors[eip.name] = str(exc)
+        for name, error in errors.items():
+            if self._errors.get(name) != error:
+                self._log.warning(
+                    "%s %s not served from node %s: %s", self.what, name, self.node, error
+                )
+        self._errors = errors
+        return interfaces
 
 
 def _route_interface(target: str) -> str:

@@ -54,7 +54,7 @@ from openelb.speaker.core import Actions, SpeakerCore
 from openelb.speaker.desired import VipPlan, desired_vips, layer2_pools, node_eligibility
 from openelb.speaker.expiry import LeaseExpiry
 from openelb.speaker.heartbeating import Gate, HeartbeatTransport, resolve_targets
-from openelb.speaker.interfaces import InterfaceError, resolve_interface, subnet_warning
+from openelb.speaker.interfaces import EipInterfaces, subnet_warning
 from openelb.speaker.lease import SpeakerLease
 from openelb.speaker.membership import EVERYONE
 from openelb.speaker.neighbours import NeighbourUnsticker
@@ -130,7 +130,7 @@ class SpeakerNode:
         self._event_at: float | None = None  # when the change being processed was first seen
         self._facts = _Facts()
         self._interfaces: dict[str, str] = {}  # eip -> nic on this node
-        self._interface_errors: dict[str, str] = {}
+        self._resolver = EipInterfaces(node=self.node, what="Eip", log=log)
         self._unserved: frozenset[str] = frozenset()  # Layer 2 Eips this node cannot serve
         self._macs: dict[str, str] = {}
         self._nics: tuple[str, ...] = ()
@@ -414,20 +414,9 @@ class SpeakerNode:
         return actions
 
     def _resolve_interfaces(self) -> None:
-        interfaces: dict[str, str] = {}
-        errors: dict[str, str] = {}
-        layer2 = {p.name for p in layer2_pools(self.caches["eips"].items())}
-        for eip in self.caches["eips"].items():
-            if eip.name not in layer2:
-                continue
-            try:
-                interfaces[eip.name] = resolve_interface(str(eip.spec.get("interface") or ""))
-            except InterfaceError as exc:
-                errors[eip.name] = str(exc)
-        for name, error in errors.items():
-            if self._interface_errors.get(name) != error:
-                log.warning("Eip %s not served from node %s: %s", name, self.node, error)
-        self._interface_errors = errors
+        eips = self.caches["eips"].items()
+        layer2 = {p.name for p in layer2_pools(eips)}
+        interfaces = self._resolver.resolve(e for e in eips if e.name in layer2)
         for nic in set(interfaces.values()) - set(self._macs):
             try:
                 self._macs[nic] = interface_mac(nic).hex(":")

@@ -42,7 +42,7 @@ from openelb.keepalived.states import VipStateChange
 from openelb.keepalived.supervisor import KeepalivedError
 from openelb.kube.events import NORMAL, WARNING
 from openelb.kube.views import Eip, EndpointSlice, Node, Service
-from openelb.speaker.interfaces import InterfaceError, resolve_interface
+from openelb.speaker.interfaces import EipInterfaces
 from openelb.speaker.records import SpeakerRecord
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class VipMode:
         self._service = service
         self._factory = announcer_factory
         self._interfaces: dict[str, str] = {}
-        self._interface_errors: dict[str, str] = {}
+        self._resolver = EipInterfaces(node=node, what="VIP-mode Eip", log=log)
         self._lock = threading.Lock()
         self._pending: VipInputs | None = None
         self._wake = threading.Event()
@@ -119,17 +119,7 @@ class VipMode:
 
     def resolve(self, eips: Iterable[Eip]) -> bool:
         """Resolve each VIP-mode Eip's NIC on this node; True when the result changed."""
-        interfaces: dict[str, str] = {}
-        errors: dict[str, str] = {}
-        for eip in vip_eips(eips):
-            try:
-                interfaces[eip.name] = resolve_interface(str(eip.spec.get("interface") or ""))
-            except InterfaceError as exc:
-                errors[eip.name] = str(exc)
-        for name, error in errors.items():
-            if self._interface_errors.get(name) != error:
-                log.warning("VIP-mode Eip %s not served from node %s: %s", name, self.node, error)
-        self._interface_errors = errors
+        interfaces = self._resolver.resolve(vip_eips(eips))
         changed = interfaces != self._interfaces
         self._interfaces = interfaces
         return changed

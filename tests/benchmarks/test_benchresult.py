@@ -50,3 +50,34 @@ def test_result_files_map_to_their_scripts_even_with_dashes_in_the_name() -> Non
     assert benchmark_name(Path("failover_l2-20261203T023511.json")) == "failover_l2"
     assert benchmark_name(Path("dataplane-afpacket-20261203T030631.json")) == "dataplane_afpacket"
     assert benchmark_name(Path("odd.json")) == "odd"
+
+
+def test_floors_zero_counts_and_references() -> None:
+    rate = Row("rate", "Mpps", [2.4, 2.6, 2.7], (Target(2.5, "p50", op=">="),))
+    assert rate.verdict == "met"
+    assert Row("rate", "Mpps", [2.4], (Target(2.5, "min", op=">="),)).verdict == "MISSED"
+    assert Row("doubles", "", [0.0, 0.0], (Target(0, "max", op="<="),)).verdict == "met"
+    assert Row("doubles", "", [0.0, 1.0], (Target(0, "max", op="<="),)).verdict == "MISSED"
+    assert Target(0, "max", op="<=").describe("") == "max <= 0"
+    theirs = Row("official", "s", [2.5], reference=True)
+    assert theirs.verdict == "reference"
+    assert exit_code([rate, theirs]) == 0
+    with pytest.raises(ValueError):
+        Row("official", "s", [2.5], (Target(1.0),), reference=True)
+    with pytest.raises(ValueError):
+        Target(1.0, op=">")
+    check = rate.to_json()["checks"][0]
+    assert check == {"stat": "p50", "op": ">=", "limit": 2.5, "value": 2.6, "held": True}
+
+
+def test_older_files_saying_ok_or_fail_are_read_as_met_or_missed(tmp_path: Path) -> None:
+    path = tmp_path / "ipam-20261202T000000Z.json"
+    path.write_text(
+        '{"rows": [{"name": "a", "unit": "s", "median": 0.2, "samples": [0.2], "target": 0.5,'
+        ' "verdict": "ok"}, {"name": "b", "unit": "s", "median": 2, "samples": [2],'
+        ' "target": 1, "verdict": "FAIL"}]}'
+    )
+    result = read_result(path)
+    assert [r.verdict for r in result.rows] == ["met", "MISSED"]
+    assert [r.name for r in result.missed] == ["b"]
+    assert result.rows[0].measured() == "p50 0.2 s"

@@ -95,3 +95,22 @@ def test_control_plane_scale_reports_addressing_recompute_and_memory(tmp_path: P
     assert len(rows["ownership recompute after a node loss (speakers' own)"]["samples"]) == 1
     assert len(rows["baseline: same recompute on a bare OwnershipTable"]["samples"]) >= 1
     assert "speaker recompute / bare table (p50)" in data["ratios"]
+
+
+CHEAP = {
+    "ownership": ("--vips", "500", "--repeats", "2"),
+    "heartbeat_jitter": ("--seconds", "0.5", "--hogs", "0"),
+    "ipam": ("--services", "300", "--repeats", "1", "--baseline-services", "100"),
+    "kube_decode": ("--services", "50", "--repeats", "1"),
+    "manager_scale": ("--services", "20", "--runs", "1"),
+    "apiserver": ("--services", "100", "--repeats", "1", "--fanout", "2"),
+}
+"""The CPU-only benchmarks, each run for real with tiny counts (seconds each)."""
+
+
+@pytest.mark.parametrize("name", sorted(CHEAP))
+def test_cpu_only_benchmarks_write_rows_the_report_reads(name: str, tmp_path: Path) -> None:
+    data = run_benchmark(name, tmp_path, *CHEAP[name], timeout=120)
+    assert data["rows"]
+    assert all(row["samples"] for row in data["rows"]), data["rows"]
+    assert data["host"]["cpus"] >= 1

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
+from openelb.kube.views import Eip
 from openelb.lab.netns import Testbed, in_netns
-from openelb.speaker.interfaces import InterfaceError, resolve_interface, subnet_warning
+from openelb.speaker.interfaces import (
+    EipInterfaces,
+    InterfaceError,
+    resolve_interface,
+    subnet_warning,
+)
 
 
 @pytest.mark.netns
@@ -30,3 +38,27 @@ def test_names_and_can_reach_resolve_and_unknowns_say_why(testbed: Testbed) -> N
         assert subnet_warning("eth0", str(host.ipv6.ip).replace("::", "::f")) is None
         warning = subnet_warning("eth0", "203.0.113.7")
         assert warning is not None and "outside every subnet" in warning
+
+
+def test_eip_interfaces_warns_once_per_eip_and_error(caplog: pytest.LogCaptureFixture) -> None:
+    log = logging.getLogger("test.eip_interfaces")
+    resolver = EipInterfaces(node="n1", what="Eip", log=log)
+
+    def eip(name: str, interface: str) -> Eip:
+        return Eip.from_raw({"metadata": {"name": name}, "spec": {"interface": interface}})
+
+    eips = [eip("good", "lo"), eip("bad", "nope0")]
+    with caplog.at_level(logging.WARNING, logger="test.eip_interfaces"):
+        assert resolver.resolve(eips) == {"good": "lo"}
+        assert resolver.resolve(eips) == {"good": "lo"}
+        assert resolver.resolve([eip("good", "lo"), eip("bad", "")]) == {"good": "lo"}
+        resolver.resolve([eip("good", "lo")])  # fixed, then broken again: warned again
+        resolver.resolve([eip("bad", "")])
+    warnings = [r.getMessage() for r in caplog.records]
+    assert warnings == [
+        "Eip bad not served from node n1: no interface named 'nope0' on this node",
+        "Eip bad not served from node n1: the Eip has no interface "
+        "(set spec.interface for layer2 mode)",
+        "Eip bad not served from node n1: the Eip has no interface "
+        "(set spec.interface for layer2 mode)",
+    ]
