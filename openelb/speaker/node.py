@@ -12,8 +12,9 @@ native heartbeat thread runs out of datagrams within ``hung_after`` and stops bo
 and the data plane's liveness gate: a hung speaker loses its VIPs.
 
 Fail-static: when the apiserver is unreachable the watches keep their last state and the loop
-keeps serving and heartbeating from it; a peer's Lease only counts as expired while our own
-renewals succeed (so a broken apiserver never looks like every other node leaving).
+keeps serving and heartbeating from it; a peer's Lease only counts as expired over time our own
+renewals succeeded, and never while its heartbeats say it is alive (:mod:`.expiry`), so a broken
+apiserver never looks like other nodes leaving.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from openelb.kube.watching import Change, WatchCache
 from openelb.speaker.announcing import AnnounceScheduler
 from openelb.speaker.core import Actions, SpeakerCore
 from openelb.speaker.desired import DesiredVips, VipPlan, layer2_pools, node_eligibility
+from openelb.speaker.expiry import LeaseExpiry
 from openelb.speaker.heartbeating import Gate, HeartbeatTransport, resolve_targets
 from openelb.speaker.interfaces import EipInterfaces, Network, nic_networks, warning_for
 from openelb.speaker.lease import SpeakerLease
@@ -144,7 +146,7 @@ class SpeakerNode:
         self._blocked: dict[str, float] = {}  # VIP in use by another host -> retry at
         self._blocked_by: dict[str, bytes] = {}  # ... and that host's MAC
         self._first_announce: dict[str, tuple[float | None, float | None]] = {}
-        self._lease_seen: dict[str, tuple[str, float]] = {}
+        self._expiry = LeaseExpiry()
         self._programmed: frozenset[str] = frozenset()
         self._waited = 0.0
         self._last_status = 0.0
@@ -417,22 +419,32 @@ class SpeakerNode:
         if self.vip.resolve(self.caches["eips"].items()) and self.lease is not None:
             self.lease.update(self._record())
         records: dict[str, SpeakerRecord] = {}
-        healthy = self.lease is not None and self.lease.failing == 0
-        for lease in self.caches["leases"].items():
+        leases = self.caches["leases"].items()
+        self._expiry.keep_only(lease.name for lease in leases)
+        observing_since = self.lease.healthy_since if self.lease is not None else None
+        detector = self.core.detector
+        for lease in leases:
             node = node_of_lease(lease.name)
             if node is None:
                 continue
-            seen = self._lease_seen.get(lease.name)
-            if seen is None or seen[0] != lease.renew_time:
-                self._lease_seen[lease.name] = (lease.renew_time, now)
-            elif healthy and node != self.node and now - seen[1] > 2 * lease.duration_seconds:
-                continue  # not renewed for two durations while the apiserver works: gone
+            if node != self.node and self._expiry.expired(
+                lease.name,
+                renew_time=lease.renew_time,
+                duration=lease.duration_seconds,
+                now=now,
+                observing_since=observing_since,
+                heard_alive=detector.incarnation(node) is not None and not detector.is_dead(node),
+            ):
+                continue  # gone: not renewed while we could see it, and not heartbeating
             record = parse_record(node, lease.meta.annotations)
             if isinstance(record, str):
                 log.warning(record)
                 continue
             records[node] = record
         records[self.node] = self._record()
+        if set(records) != set(self._facts.records):
+            # Rare and telling: who this speaker counts as a member (the lab waits on it too).
+            log.info("speaker members: %s", " ".join(sorted(records)))
         changed, removed = self._replan(records)
         plans = self.desired.plans
         self._facts = _Facts(
