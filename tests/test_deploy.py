@@ -68,7 +68,7 @@ def test_speaker_runs_on_the_host_network_with_the_capabilities_it_needs() -> No
     assert spec["hostNetwork"] is True
     (container,) = spec["containers"]
     caps = set(container["securityContext"]["capabilities"]["add"])
-    assert {"NET_ADMIN", "NET_RAW", "BPF"} <= caps
+    assert {"NET_ADMIN", "NET_RAW", "BPF", "SYS_NICE"} <= caps
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert "/sys/fs/bpf" in mounts  # pinned program survives a speaker restart
     env = {e["name"] for e in container["env"]}
