@@ -18,6 +18,8 @@ from libc.string cimport memcpy, memset
 
 import threading
 
+from openelb.speaker.realtime import prioritise_current_thread
+
 
 cdef extern from "<time.h>" nogil:
     ctypedef long time_t
@@ -169,6 +171,8 @@ cdef class Pacer:
 
     cdef pacer_state *st
     cdef object _thread
+    cdef public object realtime_error
+    """None once the pacer thread runs under SCHED_RR, else why it does not."""
 
     def __cinit__(self, int fd, long long interval_ns, int capacity):
         if fd < 0:
@@ -190,6 +194,7 @@ cdef class Pacer:
         self.st.capacity = capacity
         self.st.gate_fd = -1
         self._thread = None
+        self.realtime_error = "not started"
 
     def __dealloc__(self):
         if self.st != NULL:
@@ -312,6 +317,8 @@ cdef class Pacer:
         self._thread.start()
 
     def _loop(self):
+        # Real-time policy for this thread alone: CPU load must not delay heartbeats.
+        self.realtime_error = prioritise_current_thread()
         with nogil:
             _run(self.st)
 

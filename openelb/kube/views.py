@@ -456,5 +456,21 @@ __all__ = [
     "Service",
     "ServicePort",
     "ViewError",
+    "event_subject",
     "parse_micro_time",
 ]
+
+
+# --- lean views for long-lived caches (speaker scale) ---------------------------------------------
+
+
+def event_subject(raw: Raw) -> Raw:
+    """Only what an Event needs about ``raw`` (what ``EventRecorder`` reads): kind, apiVersion,
+    name, namespace, uid, resourceVersion.
+
+    A cache that holds thousands of views for their typed fields keeps this as ``raw`` instead of
+    the whole object: at 10,000 Services the full JSON was ~60 MB of a speaker's memory.
+    """
+    meta = raw.get("metadata") or {}
+    kept = {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion") if k in meta}
+    return {"kind": raw.get("kind"), "apiVersion": raw.get("apiVersion"), "metadata": kept}

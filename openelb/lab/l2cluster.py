@@ -175,6 +175,28 @@ class L2Cluster:
         """Until the speaker printed that it serves (its watches synced)."""
         self.speakers[name].wait_for_output("serving", timeout=timeout)
 
+    def wait_converged(self, timeout: float = 30.0) -> None:
+        """Until every running speaker counts every running speaker as a member (it logs its
+        member set on each change): a Lease created just before can lag a watch round trip."""
+        deadline = time.monotonic() + timeout
+        views: dict[str, set[str]] = {}
+        while time.monotonic() < deadline:
+            running = {n for n, p in self.speakers.items() if p.alive()}
+            views = {n: _last_members(self.speakers[n].log()) for n in running}
+            if all(view >= running for view in views.values()):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"speakers did not converge in {timeout}s: {views}")
+
+    def cut_from_apiserver(self, name: str) -> None:
+        """Node ``name`` loses the apiserver, not the LAN (its heartbeats and answers go on)."""
+        api = str(self.api_host.ipv4.ip)
+        self.nodes[name].run(["ip", "route", "add", "blackhole", f"{api}/32"])
+
+    def reconnect_to_apiserver(self, name: str) -> None:
+        api = str(self.api_host.ipv4.ip)
+        self.nodes[name].run(["ip", "route", "del", "blackhole", f"{api}/32"], check=False)
+
     def kill(self, name: str) -> None:
         proc = self.speakers.pop(name, None)
         if proc is not None and proc.alive():
@@ -240,3 +262,11 @@ class L2Cluster:
             streak = streak + 1 if seen == expected else 0
             time.sleep(0.05)
         return seen
+
+
+_MEMBERS = re.compile(r"speaker members: ([^\n]*)")
+
+
+def _last_members(log: str) -> set[str]:
+    found = _MEMBERS.findall(log)
+    return set(found[-1].split()) if found else set()

@@ -16,6 +16,8 @@ import time
 from collections import deque
 from collections.abc import Iterable
 
+from openelb.speaker.realtime import prioritise_current_thread
+
 IMPLEMENTATION = "python"
 
 SLOT_SIZE = 1024
@@ -62,6 +64,8 @@ class Pacer:
         }
         self._running = False
         self._thread: threading.Thread | None = None
+        self.realtime_error: str | None = "not started"
+        """None once the pacer thread runs under SCHED_RR, else why it does not."""
 
     def __del__(self) -> None:
         self._sock.detach()
@@ -120,6 +124,7 @@ class Pacer:
         self._thread = None
 
     def _run(self) -> None:
+        self.realtime_error = prioritise_current_thread()
         next_at = time.monotonic_ns()
         while True:
             delay = next_at - time.monotonic_ns()

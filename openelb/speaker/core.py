@@ -142,13 +142,27 @@ class SpeakerCore:
 
     def set_vips(self, vips: Mapping[str, Iterable[str] | None], *, now: float) -> Actions:
         """Every VIP to serve, with the nodes allowed to hold it (None = any live node)."""
+        gone = [ip for ip in self.table.vips() if ip not in vips]
+        return self.update_vips(vips, removed=gone, now=now)
+
+    def update_vips(
+        self,
+        changed: Mapping[str, Iterable[str] | None],
+        *,
+        removed: Iterable[str] = (),
+        now: float,
+    ) -> Actions:
+        """Only what changed since the last call: new VIPs or new candidates, and VIPs gone.
+
+        The first call (the initial sync) must carry every VIP; VIPs that appear in later calls
+        are newly assigned (``Gain.fresh``: probed before they are announced).
+        """
         changes: list[OwnershipChange] = []
         if self._synced:
-            known = set(self.table.vips())
-            self._fresh = {ip for ip in vips if ip not in known}
-        for ip in [ip for ip in self.table.vips() if ip not in vips]:
+            self._fresh = {ip for ip in changed if ip not in self.table}
+        for ip in removed:
             changes += self.table.remove_vip(ip)
-        for ip, candidates in vips.items():
+        for ip, candidates in changed.items():
             changes += self.table.set_vip(ip, candidates=candidates)
         actions = self._apply(changes, now, deaths={})
         self._synced = True

@@ -95,21 +95,37 @@ def _route_interface(target: str) -> str:
 
 def subnet_warning(nic: str, vip: str) -> str | None:
     """A warning when no subnet on ``nic`` contains ``vip`` (None when one does)."""
+    return warning_for(nic, vip, nic_networks(nic))
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def nic_networks(nic: str) -> list[Network] | None:
+    """The subnets of ``nic``'s addresses (None: no such NIC). One netlink dump: callers with
+    many VIPs to check read it once (opening a netlink socket per VIP cost ~3 ms each)."""
     from pyroute2 import IPRoute
 
-    ip = ipaddress.ip_address(vip)
     try:
         index = socket.if_nametoindex(nic)
     except OSError:
-        return f"interface {nic!r} is gone"
+        return None
+    networks: list[Network] = []
     with IPRoute() as ipr:
         for msg in ipr.get_addr(index=index):
             address = msg.get_attr("IFA_ADDRESS")
-            if address is None:
-                continue
-            network = ipaddress.ip_interface(f"{address}/{msg['prefixlen']}").network
-            if network.version == ip.version and ip in network:
-                return None
+            if address is not None:
+                networks.append(ipaddress.ip_interface(f"{address}/{msg['prefixlen']}").network)
+    return networks
+
+
+def warning_for(nic: str, vip: str, networks: list[Network] | None) -> str | None:
+    """:func:`subnet_warning` from already-read ``networks`` (see :func:`nic_networks`)."""
+    if networks is None:
+        return f"interface {nic!r} is gone"
+    ip = ipaddress.ip_address(vip)
+    if any(n.version == ip.version and ip in n for n in networks):
+        return None
     return (
         f"VIP {vip} is outside every subnet of {nic}; clients on {nic}'s LAN reach it only if "
         "their routes send it there (announcing anyway)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,23 +44,32 @@ class SpeakerLease:
         self._record = record
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.renewals = 0
         self.failures = 0
         self.failing = 0
         """Renewals failed in a row (0: the apiserver answered the last one)."""
+        self.healthy_since: float | None = None
+        """Monotonic time since when renewals have succeeded without a break (None: the last
+        one failed). Other Leases can only be seen moving from then on (:mod:`.expiry`)."""
 
     @property
     def record(self) -> SpeakerRecord:
         return self._record
 
     def update(self, record: SpeakerRecord) -> None:
-        """New content (incarnation, interfaces): written at once (best effort)."""
+        """New content (incarnation, interfaces): written at once by the renewal thread.
+
+        Never waits for the apiserver: the control loop calls this (a refuted obituary raises
+        the incarnation), and an apiserver that drops packets would hold a synchronous write for
+        seconds, longer than ``hung_after``: the node would lose its VIPs to an outage.
+        """
         with self._lock:
             changed = record != self._record
             self._record = record
         if changed:
-            self.renew()
+            self._wake.set()
 
     def start(self) -> SpeakerLease:
         self.renew()
@@ -70,6 +80,7 @@ class SpeakerLease:
     def stop(self, *, delete: bool) -> None:
         """Stop renewing; ``delete`` removes the Lease (graceful stop: we left the cluster)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -82,7 +93,11 @@ class SpeakerLease:
                 log.warning("could not delete speaker Lease %s: %s", self.name, exc)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.duration / 3):
+        while True:
+            self._wake.wait(self.duration / 3)
+            if self._stop.is_set():
+                return
+            self._wake.clear()
             self.renew()
 
     def renew(self) -> bool:
@@ -110,10 +125,19 @@ class SpeakerLease:
         except KubeError as exc:
             self.failures += 1
             self.failing += 1
-            log.warning("speaker Lease %s not renewed (serving on): %s", self.name, exc)
+            self.healthy_since = None
+            # One line per outage, not one per renewal: the apiserver may be gone for minutes.
+            level = logging.WARNING if self.failing == 1 else logging.DEBUG
+            log.log(level, "speaker Lease %s not renewed (serving on): %s", self.name, exc)
             return False
+        if self.failing:
+            log.info(
+                "speaker Lease %s renewed again after %d failed attempts", self.name, self.failing
+            )
         self.renewals += 1
         self.failing = 0
+        if self.healthy_since is None:
+            self.healthy_since = time.monotonic()
         return True
 
     def _body(self, record: SpeakerRecord) -> dict[str, Any]:

@@ -107,6 +107,9 @@ class OwnershipTable:
     def __len__(self) -> int:
         return len(self._vips)
 
+    def __contains__(self, ip: object) -> bool:
+        return ip in self._vips
+
     # --- mutators --------------------------------------------------------------------------------
 
     def set_node_live(self, node: str, live: bool) -> list[OwnershipChange]:

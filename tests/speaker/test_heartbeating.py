@@ -7,12 +7,14 @@ import os
 import queue
 import socket
 import struct
+import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from openelb.speaker import heartbeating, wire
+from openelb.speaker import _heartbeat_py, heartbeating, wire
 from openelb.speaker.detector import FailureDetector
 from openelb.speaker.heartbeating import Gate, HeartbeatTransport, Received
 
@@ -222,3 +224,27 @@ def test_drain_now_reads_what_the_kernel_holds_without_the_receiver_thread() -> 
         assert got == 5
         assert [b.inbox.get_nowait().message.sequence for _ in range(5)] == [1, 2, 3, 4, 5]
         assert b.drain_now() == 0
+
+
+@pytest.mark.parametrize("implementation", ["compiled", "python"])
+def test_the_pacer_thread_alone_runs_real_time_so_load_cannot_delay_heartbeats(
+    implementation: str,
+) -> None:
+    if implementation == "compiled":
+        module: Any = pytest.importorskip("openelb.speaker._heartbeat")
+    else:
+        module = _heartbeat_py
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        pacer = module.Pacer(sock.fileno(), 20_000_000, 4)
+        pacer.start()
+        try:
+            deadline = time.monotonic() + 10
+            while pacer.realtime_error == "not started" and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert pacer.realtime_error is None  # root here, as in the DaemonSet
+            (thread,) = [t for t in threading.enumerate() if t.name == "openelb-heartbeat"]
+            assert thread.native_id is not None
+            assert os.sched_getscheduler(thread.native_id) == os.SCHED_RR
+            assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the caller is untouched
+        finally:
+            pacer.stop()

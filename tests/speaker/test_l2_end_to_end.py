@@ -193,14 +193,15 @@ def test_the_owner_of_an_ipv6_vip_holds_its_solicited_node_group_until_it_lets_g
     assert _wait(lambda: group not in _groups(cluster, owner))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="under heavy load (parallel suites) 1 run in ~6 saw the backup answer during the "
-    "outage; not yet known whether a stalled owner or a fail-static bug (speaker, #6)",
-)
 def test_an_apiserver_outage_drops_nothing_and_failover_still_works(cluster: L2Cluster) -> None:
     owner, backup = _placement(NODES)
     assert cluster.wait_answering(VIP, {owner}) == {owner}
+    # The property is about a converged cluster losing its apiserver. Speakers start together,
+    # so a Lease may still be on its way to a peer when the owner first answers (about 0.1 s
+    # here, seconds on a loaded machine); an outage in that instant freezes a view without the
+    # owner, whose backup then answers too until the apiserver returns. That is a start-up race
+    # (docs/speaker.md), not fail-static: wait until every speaker has seen every Lease.
+    cluster.wait_converged()
     cluster.call(cluster.server.stop)
     try:
         # Fail-static: the owner keeps answering, nobody else starts (outcomes, sampled).
@@ -219,6 +220,84 @@ def test_an_apiserver_outage_drops_nothing_and_failover_still_works(cluster: L2C
     assert after is not None
     assert cluster.wait_answering(AFTER_VIP, {after}, timeout=40) == {after}
     assert cluster.answering(VIP, count=3) == {backup}
+
+
+def _short_lease_cluster(testbed: Testbed) -> L2Cluster:
+    # Leases of 2 s (renewed every 0.7 s, "expired" after 4 s): long outages in a short test.
+    c = L2Cluster(testbed, nodes=3, dataplane=DATAPLANE, extra_args=("--lease-duration", "2"))
+    c.add_pool("pool", "10.250.0.200-10.250.0.210")
+    c.add_service("web", [VIP])
+    for name in NODES:
+        c.start_speaker(name)
+    for name in NODES:
+        c.wait_serving(name)
+    c.wait_converged()
+    return c
+
+
+def _members_lines(cluster: L2Cluster) -> dict[str, int]:
+    return {n: p.log().count("speaker members:") for n, p in cluster.speakers.items()}
+
+
+def _shrunk_views(cluster: L2Cluster, since: dict[str, int]) -> list[str]:
+    """Member sets logged after ``since`` that miss a running speaker."""
+    shrunk = []
+    for name, proc in cluster.speakers.items():
+        lines = [ln for ln in proc.log().splitlines() if "speaker members:" in ln]
+        for line in lines[since.get(name, 0) :]:
+            if set(line.split("speaker members:")[1].split()) != set(NODES):
+                shrunk.append(f"{name}: {line}")
+    return shrunk
+
+
+def _sample_alone(cluster: L2Cluster, owner: str, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert cluster.answering(VIP, count=2) == {owner}, _logs(cluster)
+        time.sleep(0.2)
+
+
+def test_an_owner_cut_from_the_apiserver_alone_keeps_its_vip(testbed: Testbed) -> None:
+    """Its Lease stops moving while it heartbeats: the others must not count it gone."""
+    cluster = _short_lease_cluster(testbed)
+    try:
+        owner, _ = _placement(NODES)
+        assert cluster.wait_answering(VIP, {owner}) == {owner}
+        before = _members_lines(cluster)
+        cluster.cut_from_apiserver(owner)
+        try:
+            _sample_alone(cluster, owner, seconds=7.0)  # > 2 Lease durations (4 s)
+        finally:
+            cluster.reconnect_to_apiserver(owner)
+        _sample_alone(cluster, owner, seconds=2.0)
+        assert _shrunk_views(cluster, before) == []
+    finally:
+        cluster.close()
+
+
+def test_an_outage_longer_than_the_leases_drops_nobody_when_the_apiserver_returns(
+    testbed: Testbed,
+) -> None:
+    """Every Lease looks expired when the apiserver comes back: no speaker may count the
+    others gone before they had time to renew."""
+    cluster = _short_lease_cluster(testbed)
+    try:
+        owner, _ = _placement(NODES)
+        assert cluster.wait_answering(VIP, {owner}) == {owner}
+        before = _members_lines(cluster)
+        cluster.call(cluster.server.stop)
+        try:
+            _sample_alone(cluster, owner, seconds=6.0)
+        finally:
+            cluster.call(cluster.server.start)
+        renewed = {n: f"speaker Lease openelb-speaker-{n} renewed again" for n in NODES}
+        assert _wait(
+            lambda: all(renewed[n] in p.log() for n, p in cluster.speakers.items()), timeout=30
+        ), _logs(cluster)
+        _sample_alone(cluster, owner, seconds=3.0)
+        assert _shrunk_views(cluster, before) == []
+    finally:
+        cluster.close()
 
 
 def _wait(check: Callable[[], bool], timeout: float = 15.0) -> bool:
