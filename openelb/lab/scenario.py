@@ -85,6 +85,9 @@ def run_lab(options: LabOptions, out: Callable[[str], None] = print) -> int:
         raise LabError(f"mode must be one of {', '.join(MODES)}")
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+        # Ctrl-C tears the lab down even when we were started with SIGINT ignored (any
+        # `cmd &` from a script: Python then installs no KeyboardInterrupt handler at all).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     story = Story(out)
     story.begin(f"Building the testbed: a switch, a client and {options.nodes} nodes")
     try:

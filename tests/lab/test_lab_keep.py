@@ -16,6 +16,7 @@ from openelb.lab.netns import list_netns
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 OPENELB = str(Path(sys.executable).parent / "openelb")
+LAB = ["lab", "--nodes", "2", "--dataplane", "afpacket", "--keep"]
 
 
 class _Output:
@@ -43,7 +44,9 @@ class _Output:
 
 def test_keep_leaves_it_running_until_ctrl_c_then_tears_everything_down() -> None:
     proc = subprocess.Popen(
-        [OPENELB, "lab", "--nodes", "2", "--dataplane", "afpacket", "--keep"],
+        # Started with SIGINT ignored, as a script's `openelb lab --keep &` starts it; Python then
+        # installs no Ctrl-C handler of its own, the lab must (it once hung here).
+        ["sh", "-c", 'trap "" INT; exec "$0" "$@"', OPENELB, *LAB],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
