@@ -54,7 +54,7 @@ from openelb.speaker.announcing import AnnounceScheduler
 from openelb.speaker.core import Actions, SpeakerCore
 from openelb.speaker.desired import DesiredVips, VipPlan, layer2_pools, node_eligibility
 from openelb.speaker.expiry import LeaseExpiry
-from openelb.speaker.heartbeating import Gate, HeartbeatTransport, resolve_targets
+from openelb.speaker.heartbeating import Gate, HeartbeatTransport, Received, resolve_targets
 from openelb.speaker.interfaces import EipInterfaces, Network, nic_networks, warning_for
 from openelb.speaker.lease import SpeakerLease
 from openelb.speaker.membership import EVERYONE
@@ -279,10 +279,7 @@ class SpeakerNode:
             deadline = probe_deadline if deadline is None else min(deadline, probe_deadline)
         wait = max_wait if deadline is None else min(max_wait, max(0.0, deadline - now))
         actions = Actions()
-        try:
-            first = self.transport.inbox.get(timeout=wait)
-        except queue.Empty:
-            first = None
+        first, early = self._wait_for_news(t0 + wait)
         self._waited = time.monotonic() - t0
         if self._dirty.is_set():
             self._dirty.clear()
@@ -295,7 +292,7 @@ class SpeakerNode:
         self.transport.drain_now()
         self._phases.append(("drain", time.monotonic() - observed))
         t = time.monotonic()
-        pending = [first]
+        pending = [*early, first]
         with contextlib.suppress(queue.Empty):
             while True:
                 pending.append(self.transport.inbox.get_nowait())
@@ -388,6 +385,32 @@ class SpeakerNode:
                 ", ".join(ips[:5]),
                 ", ..." if len(ips) > 5 else "",
             )
+
+    def _wait_for_news(self, until: float) -> tuple[Received | None, list[Received]]:
+        """Block until something needs a reaction or ``until``: (that item, routine heartbeats).
+
+        A heartbeat from a live peer at the incarnation we know changes nothing before the next
+        deadline (the detector judges at deadlines, after a drain), so it does not end the wait:
+        with 10 nodes heartbeats arrive 150-450 times a second, and running a whole iteration
+        for each cost an idle speaker 5-9% of a CPU.
+        """
+        assert self.transport is not None
+        early: list[Received] = []
+        detector = self.core.detector
+        while True:
+            try:
+                item = self.transport.inbox.get(timeout=max(0.0, until - time.monotonic()))
+            except queue.Empty:
+                return None, early
+            if (
+                item is None
+                or self._dirty.is_set()
+                or item.message.kind is not Kind.HEARTBEAT
+                or detector.is_dead(item.message.sender)
+                or detector.incarnation(item.message.sender) != item.message.incarnation
+            ):
+                return item, early
+            early.append(item)
 
     def _unstick_dead_peers(self) -> None:
         # Peers we hold dead but still heartbeat to (a cut link, most likely): keep their
