@@ -20,7 +20,6 @@ apiserver never looks like other nodes leaving.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import ipaddress
 import logging
 import queue
@@ -48,7 +47,7 @@ from openelb.dataplane.xdp_loader import LoadedProgram
 from openelb.kube.client import KubeApi
 from openelb.kube.events import NORMAL, WARNING, EventRecorder
 from openelb.kube.resources import EIPS, ENDPOINTSLICES, LEASES, NODES, SERVICES
-from openelb.kube.views import Eip, EndpointSlice, Lease, Node, Service, event_subject
+from openelb.kube.views import Eip, Lease, Node, Service
 from openelb.kube.watching import Change, WatchCache
 from openelb.speaker.announcing import AnnounceScheduler
 from openelb.speaker.core import Actions, SpeakerCore
@@ -56,6 +55,7 @@ from openelb.speaker.desired import DesiredVips, VipPlan, layer2_pools, node_eli
 from openelb.speaker.expiry import LeaseExpiry
 from openelb.speaker.heartbeating import Gate, HeartbeatTransport, Received, resolve_targets
 from openelb.speaker.interfaces import EipInterfaces, Network, nic_networks, warning_for
+from openelb.speaker.leanviews import lean_service, lean_slice
 from openelb.speaker.lease import SpeakerLease
 from openelb.speaker.membership import EVERYONE
 from openelb.speaker.neighbours import NeighbourUnsticker
@@ -169,8 +169,8 @@ class SpeakerNode:
         s = self.settings
         views: dict[str, tuple[Any, Callable[[dict[str, Any]], Any], str | None]] = {
             "nodes": (NODES, Node.from_raw, None),
-            "services": (SERVICES, _lean_service, None),
-            "slices": (ENDPOINTSLICES, _lean_slice, None),
+            "services": (SERVICES, lean_service, None),
+            "slices": (ENDPOINTSLICES, lean_slice, None),
             "eips": (EIPS, Eip.from_raw, None),
             "leases": (LEASES, Lease.from_raw, s.lease_namespace),
         }
@@ -858,12 +858,3 @@ class SpeakerNode:
 
     def blocked(self) -> Mapping[str, float]:
         return dict(self._blocked)
-
-
-def _lean_service(raw: dict[str, Any]) -> Service:
-    """A Service view that keeps of the raw object only what an Event about it needs."""
-    return dataclasses.replace(Service.from_raw(raw), raw=event_subject(raw))
-
-
-def _lean_slice(raw: dict[str, Any]) -> EndpointSlice:
-    return dataclasses.replace(EndpointSlice.from_raw(raw), raw=event_subject(raw))
