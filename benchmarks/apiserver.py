@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from openelb.lab.benchresult import Row, add_results_argument, exit_code, say, table, write_result
+from openelb.lab.benchresult import Row, add_results_argument, publish
 
 
 def _median(row: Row) -> float:
@@ -306,18 +306,14 @@ def main() -> int:
         / _median(baseline),
         "raw HTTP creates/s : typed client creates/s": _median(baseline_rate) / _median(typed),
     }
-    say(table(measured, title=f"apiserver: {n:,} Services, {repeats} repeats"))
-    for name, value in ratios.items():
-        say(f"  {name}: {value:.2f}")
-    path = write_result(
+    return publish(
         "apiserver",
+        title=f"apiserver: {n:,} Services, {repeats} repeats",
         rows=measured,
         ratios=ratios,
         args={"services": n, "repeats": repeats, "fanout": fanout},
         results_dir=args.results,
     )
-    say(f"  wrote {path}")
-    return exit_code(measured)
 
 
 if __name__ == "__main__":

@@ -44,10 +44,7 @@ from openelb.lab.benchresult import (
     Row,
     Target,
     add_results_argument,
-    exit_code,
-    say,
-    table,
-    write_result,
+    publish,
 )
 from openelb.lab.netns import Testbed, in_netns, run
 
@@ -395,19 +392,15 @@ def main(argv: list[str] | None = None) -> int:
                 counters.update(veth_counters)
         finally:
             run(["umount", "-l", str(pin_root)], check=False)
-    say(table(rows, title=f"dataplane (XDP): {args.repeats} repeats, kernel {platform.release()}"))
-    for name, value in ratios.items():
-        say(f"  {name}: {value:.2f}x")
-    path = write_result(
+    return publish(
         "dataplane",
+        title=f"dataplane (XDP): {args.repeats} repeats, kernel {platform.release()}",
         rows=rows,
         ratios=ratios,
         args=vars(args) | {"results": str(args.results or "")},
         extra={"kernel": platform.release(), "counters": counters},
         results_dir=args.results,
     )
-    say(f"  wrote {path}")
-    return exit_code(rows)
 
 
 if __name__ == "__main__":

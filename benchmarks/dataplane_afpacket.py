@@ -39,10 +39,7 @@ from openelb.lab.benchresult import (
     Row,
     Target,
     add_results_argument,
-    exit_code,
-    say,
-    table,
-    write_result,
+    publish,
 )
 from openelb.lab.netns import Host, Testbed, in_netns
 
@@ -339,24 +336,15 @@ def main() -> int:
                 )
         announce = measure_announce(node, client, samples=args.samples)
     rows, ratios = rows_of(rates, announce)
-    say(
-        table(
-            rows,
-            title=f"dataplane (AF_PACKET): {args.repeats} x {args.seconds:g} s per responder",
-        )
-    )
-    for name, value in ratios.items():
-        say(f"  {name}: {value:.1f}x")
-    path = write_result(
+    return publish(
         "dataplane_afpacket",
+        title=f"dataplane (AF_PACKET): {args.repeats} x {args.seconds:g} s per responder",
         rows=rows,
         ratios=ratios,
         args={"seconds": args.seconds, "repeats": args.repeats, "samples": args.samples},
         extra={"replies": rates},
         results_dir=args.results,
     )
-    say(f"  wrote {path}")
-    return exit_code(rows)
 
 
 if __name__ == "__main__":

@@ -32,10 +32,8 @@ from openelb.lab.benchresult import (
     Row,
     Target,
     add_results_argument,
-    exit_code,
+    publish,
     say,
-    table,
-    write_result,
 )
 from openelb.lab.l2cluster import L2Cluster
 from openelb.lab.netns import Testbed
@@ -186,9 +184,9 @@ def main() -> int:
             cluster.close()
     rows = rows_of(samples, false_deaths=false_deaths, hog_seconds=args.hog_seconds)
     title = f"\nfailover_l2: {args.runs} runs per scenario, dataplane {args.dataplane}"
-    say(table(rows, title=title))
-    path = write_result(
+    return publish(
         "failover_l2",
+        title=title,
         rows=rows,
         args={
             "runs": args.runs,
@@ -198,8 +196,6 @@ def main() -> int:
         },
         results_dir=args.results,
     )
-    say(f"  wrote {path}")
-    return exit_code(rows)
 
 
 if __name__ == "__main__":

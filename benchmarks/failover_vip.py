@@ -51,10 +51,8 @@ from openelb.lab.benchresult import (
     Row,
     Target,
     add_results_argument,
-    exit_code,
+    publish,
     say,
-    table,
-    write_result,
 )
 from openelb.lab.cluster import LabCluster
 from openelb.lab.gaps import StreamResult
@@ -379,21 +377,19 @@ def _report(variants: list[Variant], args: argparse.Namespace) -> int:
         f"\nVIP-mode failover (master's link cut; speaker-graceful: its speaker stopped), "
         f"{args.nodes} nodes, {args.runs} runs, client stream every {args.interval_ms} ms"
     )
-    say(table(rows, title=title))
     for v in variants:
         if v.failed:
             say(f"  {v.name}: {v.failed} runs where the traffic did not move")
     for name, value in ratios.items():
         say(f"  {name}: {value:.2f}x")
-    path = write_result(
+    return publish(
         "failover_vip",
+        title=title,
         rows=rows,
         ratios=ratios,
         args={"runs": args.runs, "nodes": args.nodes, "interval_ms": args.interval_ms},
         results_dir=args.results,
     )
-    say(f"  wrote {path}")
-    return exit_code(rows)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,8 @@ from openelb.lab.benchresult import (
     Row,
     Target,
     add_results_argument,
-    exit_code,
+    publish,
     say,
-    table,
-    write_result,
 )
 from openelb.speaker.heartbeating import HeartbeatTransport
 
@@ -97,26 +95,17 @@ def main() -> int:
             hog.kill()
             hog.wait()
     rows, ratios = rows_of(lateness)
-    say(
-        table(
-            rows,
-            title=(
-                f"heartbeat send lateness, 20 ms interval, busy GIL + {args.hogs} CPU hogs, "
-                f"{args.seconds:g} s each"
-            ),
-        )
-    )
-    for name, value in ratios.items():
-        say(f"  {name}: {value:.1f}x")
-    path = write_result(
+    return publish(
         "heartbeat_jitter",
+        title=(
+            f"heartbeat send lateness, 20 ms interval, busy GIL + {args.hogs} CPU hogs, "
+            f"{args.seconds:g} s each"
+        ),
         rows=rows,
         ratios=ratios,
         args={"seconds": args.seconds, "hogs": args.hogs},
         results_dir=args.results,
     )
-    say(f"  wrote {path}")
-    return exit_code(rows)
 
 
 if __name__ == "__main__":

@@ -36,10 +36,7 @@ from openelb.lab.benchresult import (
     Row,
     Target,
     add_results_argument,
-    exit_code,
-    say,
-    table,
-    write_result,
+    publish,
 )
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -219,18 +216,14 @@ def main() -> int:
         "ratio /64 : /24 per allocation (want ~1)": _median(per_64) / _median(per_24),
         f"ratio linear scan : ipam at {base_n:,}": _median(baseline) / _median(ours),
     }
-    say(table(rows, title=f"ipam: {n:,} Services, {r} repeats, CPU time"))
-    for name, value in ratios.items():
-        say(f"  {name}: {value:.2f}")
-    path = write_result(
+    return publish(
         "ipam",
+        title=f"ipam: {n:,} Services, {r} repeats, CPU time",
         rows=rows,
         ratios=ratios,
         args={"services": n, "repeats": r, "baseline_services": base_n},
         results_dir=args.results,
     )
-    say(f"  wrote {path}")
-    return exit_code(rows)
 
 
 if __name__ == "__main__":

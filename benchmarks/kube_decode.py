@@ -28,7 +28,7 @@ from typing import Any
 from kubernetes import client as k8s_client
 
 from openelb.kube.views import Service
-from openelb.lab.benchresult import Row, add_results_argument, exit_code, say, table, write_result
+from openelb.lab.benchresult import Row, add_results_argument, publish
 
 
 def _service(i: int) -> dict[str, Any]:
@@ -222,18 +222,14 @@ def main() -> int:
     results = bench_decode(args.services, args.repeats)
     results.update(bench_http(args.services, args.repeats))
     rows, ratios = rows_of(results)
-    say(table(rows, title=f"kube_decode: {args.services:,} Services, {args.repeats} repeats"))
-    for name, value in ratios.items():
-        say(f"  {name}: {value:.2f}x")
-    path = write_result(
+    return publish(
         "kube_decode",
+        title=f"kube_decode: {args.services:,} Services, {args.repeats} repeats",
         rows=rows,
         ratios=ratios,
         args={"services": args.services, "repeats": args.repeats},
         results_dir=args.results,
     )
-    say(f"  wrote {path}")
-    return exit_code(rows)
 
 
 if __name__ == "__main__":

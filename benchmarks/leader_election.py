@@ -41,10 +41,7 @@ from openelb.lab.benchresult import (
     Row,
     Target,
     add_results_argument,
-    exit_code,
-    say,
-    table,
-    write_result,
+    publish,
 )
 from openelb.lab.election_rig import ElectionRig, LeaderLog, Timings, write_kubeconfig
 from openelb.lab.tcpproxy import TcpProxy
@@ -241,9 +238,9 @@ def main() -> int:
 
     rows = rows_of(ours, official)
     title = f"leader election: {args.runs} runs ours, {args.official_runs} official (reference)"
-    say(table(rows, title=title))
-    path = write_result(
+    return publish(
         "leader_election",
+        title=title,
         rows=rows,
         args={"runs": args.runs, "official_runs": args.official_runs},
         extra={
@@ -258,8 +255,6 @@ def main() -> int:
         },
         results_dir=args.results,
     )
-    say(f"  wrote {path}")
-    return exit_code(rows)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from typing import Any
 from openelb.kube.client import connect
 from openelb.kube.resources import EIPS, SERVICES
 from openelb.lab.apiserver import ApiServer
-from openelb.lab.benchresult import Row, add_results_argument, exit_code, say, table, write_result
+from openelb.lab.benchresult import Row, add_results_argument, publish
 
 MEASURES = {
     "create_only_s": ("baseline: create only, no manager", "s"),
@@ -170,18 +170,14 @@ def main() -> int:
     args = parser.parse_args()
     runs = [one_run(args.services, args.timeout) for _ in range(args.runs)]
     rows, ratios = rows_of(runs)
-    say(table(rows, title=f"manager scale: {args.services:,} Services, {args.runs} runs"))
-    for name, value in ratios.items():
-        say(f"  {name}: {value:.2f}")
-    path = write_result(
+    return publish(
         "manager_scale",
+        title=f"manager scale: {args.services:,} Services, {args.runs} runs",
         rows=rows,
         ratios=ratios,
         args={"services": args.services, "runs": args.runs},
         results_dir=args.results,
     )
-    say(f"  wrote {path}")
-    return exit_code(rows)
 
 
 if __name__ == "__main__":

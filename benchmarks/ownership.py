@@ -20,10 +20,8 @@ from openelb.lab.benchresult import (
     Row,
     Target,
     add_results_argument,
-    exit_code,
+    publish,
     say,
-    table,
-    write_result,
 )
 from openelb.speaker.ownership import OwnershipTable, compute_placement
 
@@ -96,23 +94,17 @@ def main() -> int:
 
     rows, ratios = rows_of(loss=loss, back=back, scratch=scratch, build=build)
     rows[0].extra["placements_moved"] = moved
-    say(
-        table(
-            rows, title=f"ownership: {args.vips:,} VIPs, {args.nodes} nodes, {args.repeats} repeats"
-        )
-    )
     say(f"  placements moved by the loss: {moved}")
     for name, value in ratios.items():
         say(f"  {name}: {value:.1f}x")
-    path = write_result(
+    return publish(
         "ownership",
+        title=f"ownership: {args.vips:,} VIPs, {args.nodes} nodes, {args.repeats} repeats",
         rows=rows,
         ratios=ratios,
         args={"vips": args.vips, "nodes": args.nodes, "repeats": args.repeats},
         results_dir=args.results,
     )
-    say(f"  wrote {path}")
-    return exit_code(rows)
 
 
 if __name__ == "__main__":

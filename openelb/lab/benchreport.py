@@ -85,6 +85,9 @@ class Result:
     rows: tuple[Row, ...]
     ratios: tuple[tuple[str, float], ...]
     problems: tuple[str, ...] = field(default=())
+    load: float | None = None
+    """The machine's 1-minute load when the result was written (a miss under load reads
+    differently from a miss on an idle machine)."""
 
     @property
     def missed(self) -> tuple[Row, ...]:
@@ -180,6 +183,7 @@ def read_result(path: Path) -> Result:
     )
     if not rows and not ratios:
         problems.append("no rows or ratios in the shape the report reads")
+    host = data.get("host")
     return Result(
         benchmark=str(data.get("benchmark", name)),
         path=path,
@@ -187,6 +191,7 @@ def read_result(path: Path) -> Result:
         rows=rows,
         ratios=ratios,
         problems=tuple(problems),
+        load=_number(host.get("load1")) if isinstance(host, dict) else None,
     )
 
 
@@ -280,8 +285,8 @@ def render_markdown(
         "",
         "## Benchmarks",
         "",
-        "| benchmark | rows | targets held | targets missed | result file |",
-        "|---|---|---|---|---|",
+        "| benchmark | rows | targets held | targets missed | load at the end | result file |",
+        "|---|---|---|---|---|---|",
     ]
     for name, result in results.items():
         missed = ", ".join(r.name for r in result.missed) or "none"
@@ -289,10 +294,10 @@ def render_markdown(
             missed = f"unreadable result: {'; '.join(result.problems)}"
         lines.append(
             f"| {name} | {len(result.rows)} | {len(result.met)} | {_cell(missed)} "
-            f"| `{result.path.name}` |"
+            f"| {_fmt(result.load)} | `{result.path.name}` |"
         )
     for name, why in failures.items():
-        lines.append(f"| {name} | — | — | did not finish: {_cell(why)} | — |")
+        lines.append(f"| {name} | — | — | did not finish: {_cell(why)} | — | — |")
     for name, result in results.items():
         lines += ["", f"## {name}", ""]
         if result.when:

@@ -215,6 +215,28 @@ def exit_code(rows: Sequence[Row]) -> int:
     return 1 if any(r.verdict in ("MISSED", "no samples") for r in rows) else 0
 
 
+def publish(
+    benchmark: str,
+    *,
+    rows: Sequence[Row],
+    title: str,
+    ratios: Mapping[str, float] | None = None,
+    args: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    results_dir: Path | None = None,
+) -> int:
+    """How every benchmark ends: print its table and ratios, write its result file, and return
+    the exit code (:func:`exit_code`) for ``sys.exit``."""
+    say(table(rows, title=title))
+    for name, value in (ratios or {}).items():
+        say(f"  {name}: {value:.2f}")
+    path = write_result(
+        benchmark, rows=rows, ratios=ratios, args=args, extra=extra, results_dir=results_dir
+    )
+    say(f"  wrote {path}")
+    return exit_code(rows)
+
+
 def say(text: str) -> None:
     """Progress lines, flushed at once (``openelb bench`` passes them through as they come)."""
     print(text, flush=True, file=sys.stdout)

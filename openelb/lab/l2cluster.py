@@ -189,13 +189,16 @@ class L2Cluster:
         raise TimeoutError(f"speakers did not converge in {timeout}s: {views}")
 
     def cut_from_apiserver(self, name: str) -> None:
-        """Node ``name`` loses the apiserver, not the LAN (its heartbeats and answers go on)."""
-        api = str(self.api_host.ipv4.ip)
-        self.nodes[name].run(["ip", "route", "add", "blackhole", f"{api}/32"])
+        """Node ``name`` loses the apiserver, not the LAN (its heartbeats and answers go on).
+        Both ends drop the other's packets: a one-sided cut would still deliver watch events."""
+        node = self.nodes[name]
+        node.run(["ip", "route", "add", "blackhole", f"{self.api_host.ipv4.ip}/32"])
+        self.api_host.run(["ip", "route", "add", "blackhole", f"{node.ipv4.ip}/32"])
 
     def reconnect_to_apiserver(self, name: str) -> None:
-        api = str(self.api_host.ipv4.ip)
-        self.nodes[name].run(["ip", "route", "del", "blackhole", f"{api}/32"], check=False)
+        node = self.nodes[name]
+        node.run(["ip", "route", "del", "blackhole", f"{self.api_host.ipv4.ip}/32"], check=False)
+        self.api_host.run(["ip", "route", "del", "blackhole", f"{node.ipv4.ip}/32"], check=False)
 
     def kill(self, name: str) -> None:
         proc = self.speakers.pop(name, None)

@@ -33,6 +33,11 @@ from openelb.speaker.membership import Membership, Outgoing, Reaction
 from openelb.speaker.ownership import OwnershipChange, OwnershipTable, rank_key
 from openelb.speaker.wire import Kind, Message
 
+DEFEND_INTERVAL = 1.0
+"""Seconds between two re-announcements of one VIP in answer to conflicting claims. RFC 5227
+says 10 s for a host; 1 s lets the rightful owner win the clients back fast after a partition
+heals (its announce burst goes on regardless) while capping a GARP exchange at one a second."""
+
 
 @dataclass(frozen=True, slots=True)
 class Gain:
@@ -85,6 +90,7 @@ class SpeakerCore:
         ring_fanout: int = 3,
         handover_delay: float | None = None,
         scheduler: AnnounceScheduler | None = None,
+        defend_interval: float = DEFEND_INTERVAL,
     ) -> None:
         self.node = node
         self.detector = FailureDetector(interval=interval, misses=misses)
@@ -94,6 +100,8 @@ class SpeakerCore:
         self.table = OwnershipTable()
         self.scheduler = scheduler or AnnounceScheduler()
         self.handover_delay = 3 * interval if handover_delay is None else handover_delay
+        self.defend_interval = defend_interval
+        self._defended: dict[str, float] = {}  # ip -> when we last re-announced it on a conflict
         self._node_ok: dict[str, bool] = {}
         self._answering: set[str] = set()
         # ip -> time from which we may answer it (a handover from a live owner)
@@ -232,6 +240,15 @@ class SpeakerCore:
             actions.program = frozenset(self._answering)
             actions.lost.append(ip)
             return actions
+        # Defend (RFC 5227 2.4 (b)): re-announce, but at most once per defend interval. Two
+        # speakers whose views disagree (one missed the other's Lease) each see the other's GARP
+        # as a foreign claim; answering every claim at once made them trade GARPs every few ms.
+        last = self._defended.get(ip)
+        if last is not None and now - last < self.defend_interval:
+            return actions
+        if len(self._defended) > 2 * len(self._answering) + 16:
+            self._defended = {v: t for v, t in self._defended.items() if v in self._answering}
+        self._defended[ip] = now
         actions.announce.append(ip)
         return actions
 

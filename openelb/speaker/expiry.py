@@ -17,13 +17,25 @@ stops moving, in *our* view, for reasons that say nothing about the peer:
   has that evidence.
 
 A Lease is expired when it did not move for ``factor`` x its duration of observed time *and* the
-detector either holds its speaker dead or never heard from it. Pure: clocks and evidence are
-passed in.
+detector either holds its speaker dead or never heard from it.
+
+The other way round, a speaker can heartbeat us before its Lease is in our view: its Lease is a
+watch round trip behind, or never arrives because the apiserver became unreachable (for us, or
+for everyone) right after it joined. Ranking without it would make us answer its VIPs as well,
+for as long as the outage lasts. So a peer the detector hears alive counts as a member before
+its Lease arrives (:class:`UnleasedPeers`), with a record that says nothing about its Eips (which
+counts as "may serve", like a Lease lagging a new Eip). It heartbeats us because, in its view,
+we back up one of its VIPs or follow it on the ring: exactly the nodes whose view matters.
+
+Pure: clocks and evidence are passed in.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+
+from openelb.speaker.detector import FailureDetector
+from openelb.speaker.records import SpeakerRecord
 
 
 class LeaseExpiry:
@@ -65,3 +77,34 @@ class LeaseExpiry:
         keep = set(names)
         for name in [n for n in self._moved if n not in keep]:
             del self._moved[name]
+
+
+class UnleasedPeers:
+    """Speakers heard heartbeating whose Lease we have not seen (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._sources: dict[str, tuple[str, int]] = {}  # node -> heartbeat source address
+
+    def heard(self, node: str, source: tuple[str, int]) -> bool:
+        """A heartbeat from ``node``, which has no Lease in our view; True when that is news
+        (the caller recomputes membership)."""
+        new = self._sources.get(node) != source
+        self._sources[node] = source
+        return new
+
+    def members(
+        self, leased: Mapping[str, SpeakerRecord], detector: FailureDetector
+    ) -> dict[str, SpeakerRecord]:
+        """Records for the unleased peers the detector holds alive; forgets the others (their
+        Lease arrived, or they died)."""
+        out: dict[str, SpeakerRecord] = {}
+        for node, source in list(self._sources.items()):
+            incarnation = detector.incarnation(node)
+            if node in leased or incarnation is None or detector.is_dead(node):
+                del self._sources[node]
+                continue
+            out[node] = SpeakerRecord(node=node, heartbeat=source, incarnation=incarnation)
+        return out
+
+    def __len__(self) -> int:
+        return len(self._sources)

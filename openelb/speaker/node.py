@@ -52,7 +52,7 @@ from openelb.kube.watching import Change, WatchCache
 from openelb.speaker.announcing import AnnounceScheduler
 from openelb.speaker.core import Actions, SpeakerCore
 from openelb.speaker.desired import DesiredVips, VipPlan, layer2_pools, node_eligibility
-from openelb.speaker.expiry import LeaseExpiry
+from openelb.speaker.expiry import LeaseExpiry, UnleasedPeers
 from openelb.speaker.heartbeating import Gate, HeartbeatTransport, Received, resolve_targets
 from openelb.speaker.interfaces import EipInterfaces, Network, nic_networks, warning_for
 from openelb.speaker.leanviews import lean_service, lean_slice
@@ -147,6 +147,7 @@ class SpeakerNode:
         self._blocked_by: dict[str, bytes] = {}  # ... and that host's MAC
         self._first_announce: dict[str, tuple[float | None, float | None]] = {}
         self._expiry = LeaseExpiry()
+        self._unleased = UnleasedPeers()
         self._programmed: frozenset[str] = frozenset()
         self._waited = 0.0
         self._last_status = 0.0
@@ -299,6 +300,7 @@ class SpeakerNode:
         for item in pending:
             if item is not None:
                 self._received += 1
+                self._note_unleased(item)
                 if item.message.kind is not Kind.HEARTBEAT:
                     log.debug("received %s", item.message)
                 actions.merge(self.core.receive(item.message, now=item.arrived))
@@ -435,6 +437,19 @@ class SpeakerNode:
         if self.transport is not None:
             self.transport.wake()
 
+    def _note_unleased(self, item: Received) -> None:
+        msg = item.message
+        if msg.kind not in (Kind.HEARTBEAT, Kind.ALIVE) or msg.sender in self._facts.records:
+            return
+        if self._unleased.heard(msg.sender, item.source):
+            log.info(
+                "speaker %s heartbeats from %s:%d but its Lease is not in our view: a member "
+                "until it is (our watch lags, or the apiserver is unreachable)",
+                msg.sender,
+                *item.source,
+            )
+            self._dirty.set()  # recompute on the next iteration
+
     def _recompute(self, now: float) -> Actions:
         self._event_at = self._dirty_since
         self._dirty_since = None
@@ -464,6 +479,7 @@ class SpeakerNode:
                 log.warning(record)
                 continue
             records[node] = record
+        records.update(self._unleased.members(records, detector))
         records[self.node] = self._record()
         if set(records) != set(self._facts.records):
             # Rare and telling: who this speaker counts as a member (the lab waits on it too).

@@ -64,8 +64,8 @@ def test_suite_writes_report_with_tables_plots_and_failures(suite: Path) -> None
     assert "| alloc | 0.2 s | 0.3 | 0.1 | 0.3 | 3 | 0.5 | met |" in report  # p99: nearest rank
     assert "slow \\| thing" in report  # a pipe in a name does not break the table
     assert "| scan : ipam | 41.5 |" in report
-    assert "| crashes | — | — | did not finish: exit code 3 | — |" in report
-    assert "| silent | — | — | did not finish: wrote no result file | — |" in report
+    assert "| crashes | — | — | did not finish: exit code 3 | — | — |" in report
+    assert "| silent | — | — | did not finish: wrote no result file | — | — |" in report
     assert "![ipam](ipam-0.png)" in report
     assert (suite / "results" / "ipam-0.png").stat().st_size > 1000
     data = json.loads((suite / "results" / "ipam-20261202T000000Z.json").read_text())

@@ -225,6 +225,18 @@ def test_conflict_from_a_higher_ranked_speaker_makes_us_yield() -> None:
     assert ip in core2.answering()
 
 
+def test_claims_are_answered_at_most_once_per_defend_interval() -> None:
+    # Two speakers with different views both see the other's GARP as a foreign claim: each
+    # claim answered at once made them trade GARPs every few milliseconds.
+    core = SpeakerCore(node="node-a", incarnation=1, interval=INTERVAL, defend_interval=1.0)
+    core.set_nodes({"node-a": True}, now=0.0)
+    ip = VIPS[0]
+    core.set_vips({ip: None}, now=0.0)
+    announced = [bool(core.conflict(ip, claimer=None, now=t / 100).announce) for t in range(300)]
+    assert announced.count(True) == 3  # at 0, 1 and 2 s
+    assert ip in core.answering()
+
+
 def test_fresh_vips_are_flagged_for_conflict_probing_only_after_sync() -> None:
     core = SpeakerCore(node="a", incarnation=1, interval=INTERVAL)
     core.set_nodes({"a": True}, now=0.0)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from openelb.speaker.expiry import LeaseExpiry
+from openelb.speaker.detector import FailureDetector
+from openelb.speaker.expiry import LeaseExpiry, UnleasedPeers
+from openelb.speaker.records import SpeakerRecord
 
 DURATION = 15.0
 
@@ -79,3 +81,36 @@ def test_forgotten_leases_start_over() -> None:
 def test_the_factor_must_be_positive() -> None:
     with pytest.raises(ValueError, match="factor"):
         LeaseExpiry(factor=0)
+
+
+def _leased(*nodes: str) -> dict[str, SpeakerRecord]:
+    return {n: SpeakerRecord(node=n, heartbeat=("10.0.0.9", 7947), incarnation=1) for n in nodes}
+
+
+def test_a_peer_heard_alive_without_a_lease_is_a_member_until_its_lease_arrives() -> None:
+    detector = FailureDetector(interval=0.02, misses=5)
+    unleased = UnleasedPeers()
+    detector.heard("n2", incarnation=7, sequence=1, now=0.0)
+    assert unleased.heard("n2", ("10.0.0.2", 7947))
+    assert not unleased.heard("n2", ("10.0.0.2", 7947))  # not news
+    members = unleased.members(_leased("n1"), detector)
+    assert members == {"n2": SpeakerRecord(node="n2", heartbeat=("10.0.0.2", 7947), incarnation=7)}
+    assert members["n2"].may_serve("any-eip")  # says nothing about its Eips yet
+    assert unleased.members(_leased("n1", "n2"), detector) == {}  # the Lease arrived
+    assert len(unleased) == 0
+
+
+def test_an_unleased_peer_that_dies_is_forgotten() -> None:
+    detector = FailureDetector(interval=0.02, misses=5)
+    unleased = UnleasedPeers()
+    detector.heard("n2", incarnation=7, sequence=1, now=0.0)
+    unleased.heard("n2", ("10.0.0.2", 7947))
+    assert detector.poll(1.0)  # silent for a second: dead
+    assert unleased.members({}, detector) == {}
+    assert len(unleased) == 0
+
+
+def test_a_sender_the_detector_never_heard_is_not_a_member() -> None:
+    unleased = UnleasedPeers()
+    unleased.heard("ghost", ("10.0.0.66", 7947))
+    assert unleased.members({}, FailureDetector()) == {}

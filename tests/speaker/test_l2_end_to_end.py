@@ -300,6 +300,33 @@ def test_an_outage_longer_than_the_leases_drops_nobody_when_the_apiserver_return
         cluster.close()
 
 
+def test_a_speaker_cut_from_the_apiserver_yields_to_a_newcomer_it_only_hears(
+    testbed: Testbed,
+) -> None:
+    """The backup lost the apiserver before the owner joined: the owner's Lease never reaches
+    it, its heartbeats do. The start-up race of an outage, made deterministic: ranking without
+    the newcomer, the backup would answer the newcomer's VIP too for the whole outage."""
+    owner, backup = _placement(NODES)
+    cluster = L2Cluster(testbed, nodes=3, dataplane=DATAPLANE)
+    try:
+        cluster.add_pool("pool", "10.250.0.200-10.250.0.210")
+        cluster.add_service("web", [VIP])
+        early = [n for n in NODES if n != owner]
+        for name in early:
+            cluster.start_speaker(name)
+        for name in early:
+            cluster.wait_serving(name)
+        assert cluster.wait_answering(VIP, {backup}) == {backup}  # the best of those present
+        cluster.cut_from_apiserver(backup)
+        cluster.start_speaker(owner)
+        cluster.wait_serving(owner)
+        assert cluster.wait_stable(VIP, {owner}) == {owner}, _logs(cluster)
+        _sample_alone(cluster, owner, seconds=3.0)
+        assert "heartbeats from" in cluster.speakers[backup].log()
+    finally:
+        cluster.close()
+
+
 def _wait(check: Callable[[], bool], timeout: float = 15.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
