@@ -276,12 +276,22 @@ class Rig:
     def slow_loop_lines(self, limit: int = 5) -> list[str]:
         """The speakers' own words on their slowest loop iterations (phases and times)."""
         lines = [
-            f"{name}: {line.strip()}"
+            (float(line.split("iteration: ", 1)[1].split(" ms", 1)[0]), f"{name}: {line.strip()}")
             for name, p in self.speakers.items()
             for line in p.log().splitlines()
-            if "slow control-loop iteration" in line
+            if "slow control-loop iteration: " in line
         ]
-        return lines[:limit]
+        return [text for _, text in sorted(lines, reverse=True)[:limit]]
+
+    def first_deaths(self, limit: int = 5) -> list[str]:
+        """The earliest "declared dead" lines (speaker log time order): how a storm started."""
+        lines = [
+            f"{line.strip()} [{name}]"
+            for name, p in self.speakers.items()
+            for line in p.log().splitlines()
+            if "declared dead" in line
+        ]
+        return sorted(lines)[:limit]
 
 
 @contextlib.contextmanager
@@ -359,6 +369,7 @@ def measure(rig: Rig, args: argparse.Namespace) -> tuple[list[Row], dict[str, An
         say("  the speakers never converged: no node-loss phase (see their health below)")
     facts["total"] = rig.log_counts()
     facts["slow_loop_examples"] = rig.slow_loop_lines()
+    facts["first_deaths"] = rig.first_deaths()
     pure = pure_recompute_ms(ips, [h.name for h in rig.nodes], victim)
     speaker_rss = [v["VmRSS"] for k, v in rss.items() if k.startswith("speaker") and "VmRSS" in v]
     speaker_peak = [v["VmHWM"] for k, v in rss.items() if k.startswith("speaker") and "VmHWM" in v]
@@ -426,7 +437,9 @@ def main() -> int:
     for name, value in ratios.items():
         say(f"  {name}: {value:.2f}")
     for line in facts["slow_loop_examples"]:
-        say(f"  speaker log: {line[:300]}")
+        say(f"  speaker log: {line[:400]}")
+    for line in facts["first_deaths"]:
+        say(f"  first deaths: {line[:300]}")
     path = write_result(
         "control_plane_scale",
         rows=rows,

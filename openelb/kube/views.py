@@ -7,6 +7,7 @@ instead of a ``KeyError`` deep inside a reconciler. ``raw`` keeps the whole obje
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -473,4 +474,11 @@ def event_subject(raw: Raw) -> Raw:
     """
     meta = raw.get("metadata") or {}
     kept = {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion") if k in meta}
-    return {"kind": raw.get("kind"), "apiVersion": raw.get("apiVersion"), "metadata": kept}
+    if isinstance(kept.get("namespace"), str):
+        kept["namespace"] = sys.intern(kept["namespace"])
+    kind, version = raw.get("kind"), raw.get("apiVersion")
+    return {
+        "kind": sys.intern(kind) if isinstance(kind, str) else kind,
+        "apiVersion": sys.intern(version) if isinstance(version, str) else version,
+        "metadata": kept,
+    }

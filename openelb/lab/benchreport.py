@@ -256,8 +256,10 @@ def render_markdown(
     failures: Mapping[str, str],
     title: str = "openelb benchmark report",
     preface: Iterable[str] = (),
+    about: Mapping[str, str] | None = None,
 ) -> str:
-    """The report page: a summary of verdicts, then a section per benchmark."""
+    """The report page: a summary of verdicts, then a section per benchmark (opening with
+    ``about[name]``, what the benchmark measures, when given)."""
     lines = [f"# {title}", "", *preface]
     lines += [
         "",
@@ -281,6 +283,13 @@ def render_markdown(
         lines += ["", f"{held} of {len(judged)} targets held."]
     else:
         lines.append("No row of these results carries a target.")
+    if failures:
+        lines += [
+            "",
+            "Not judged, because the benchmark did not finish: "
+            + "; ".join(f"{name} ({why})" for name, why in failures.items())
+            + ".",
+        ]
     lines += [
         "",
         "## Benchmarks",
@@ -300,6 +309,8 @@ def render_markdown(
         lines.append(f"| {name} | — | — | did not finish: {_cell(why)} | — | — |")
     for name, result in results.items():
         lines += ["", f"## {name}", ""]
+        if about and about.get(name):
+            lines += [f"{about[name]}", ""]
         if result.when:
             lines.append(f"Measured {result.when}.")
         for problem in result.problems:

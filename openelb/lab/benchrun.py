@@ -12,6 +12,7 @@ notes come from full runs.
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -76,6 +77,15 @@ def discover(directory: Path) -> list[str]:
     names = {p.stem for p in directory.glob("*.py") if not p.stem.startswith("_")}
     known = [n for n in ORDER if n in names]
     return known + sorted(names - set(known))
+
+
+def describe(script: Path) -> str:
+    """The first line of a benchmark script's docstring (what it measures), or ``""``."""
+    try:
+        doc = ast.get_docstring(ast.parse(script.read_text()))
+    except (OSError, SyntaxError, ValueError):
+        return ""
+    return doc.splitlines()[0].strip() if doc else ""
 
 
 def run_one(
@@ -144,7 +154,8 @@ def run_suite(
         "Medians and ratios against baselines measured in the same run; these machines are "
         "noisy, so read the spread in the plots too.",
     ]
-    page = render_markdown(results, plots=plots, failures=failures, preface=preface)
+    about = {name: describe(directory / f"{name}.py") for name in results}
+    page = render_markdown(results, plots=plots, failures=failures, preface=preface, about=about)
     report = out_dir / "report.md"
     report.write_text(page)
     print(f"\nbench: report written to {report}")

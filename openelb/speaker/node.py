@@ -20,7 +20,6 @@ apiserver never looks like other nodes leaving.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import ipaddress
 import logging
 import queue
@@ -48,7 +47,7 @@ from openelb.dataplane.xdp_loader import LoadedProgram
 from openelb.kube.client import KubeApi
 from openelb.kube.events import NORMAL, WARNING, EventRecorder
 from openelb.kube.resources import EIPS, ENDPOINTSLICES, LEASES, NODES, SERVICES
-from openelb.kube.views import Eip, EndpointSlice, Lease, Node, Service, event_subject
+from openelb.kube.views import Eip, Lease, Node, Service
 from openelb.kube.watching import Change, WatchCache
 from openelb.speaker.announcing import AnnounceScheduler
 from openelb.speaker.core import Actions, SpeakerCore
@@ -56,6 +55,7 @@ from openelb.speaker.desired import DesiredVips, VipPlan, layer2_pools, node_eli
 from openelb.speaker.expiry import LeaseExpiry, UnleasedPeers
 from openelb.speaker.heartbeating import Gate, HeartbeatTransport, Received, resolve_targets
 from openelb.speaker.interfaces import EipInterfaces, Network, nic_networks, warning_for
+from openelb.speaker.leanviews import lean_service, lean_slice
 from openelb.speaker.lease import SpeakerLease
 from openelb.speaker.membership import EVERYONE
 from openelb.speaker.neighbours import NeighbourUnsticker
@@ -170,8 +170,8 @@ class SpeakerNode:
         s = self.settings
         views: dict[str, tuple[Any, Callable[[dict[str, Any]], Any], str | None]] = {
             "nodes": (NODES, Node.from_raw, None),
-            "services": (SERVICES, _lean_service, None),
-            "slices": (ENDPOINTSLICES, _lean_slice, None),
+            "services": (SERVICES, lean_service, None),
+            "slices": (ENDPOINTSLICES, lean_slice, None),
             "eips": (EIPS, Eip.from_raw, None),
             "leases": (LEASES, Lease.from_raw, s.lease_namespace),
         }
@@ -280,10 +280,7 @@ class SpeakerNode:
             deadline = probe_deadline if deadline is None else min(deadline, probe_deadline)
         wait = max_wait if deadline is None else min(max_wait, max(0.0, deadline - now))
         actions = Actions()
-        try:
-            first = self.transport.inbox.get(timeout=wait)
-        except queue.Empty:
-            first = None
+        first, early = self._wait_for_news(t0 + wait)
         self._waited = time.monotonic() - t0
         if self._dirty.is_set():
             self._dirty.clear()
@@ -296,7 +293,7 @@ class SpeakerNode:
         self.transport.drain_now()
         self._phases.append(("drain", time.monotonic() - observed))
         t = time.monotonic()
-        pending = [first]
+        pending = [*early, first]
         with contextlib.suppress(queue.Empty):
             while True:
                 pending.append(self.transport.inbox.get_nowait())
@@ -390,6 +387,32 @@ class SpeakerNode:
                 ", ".join(ips[:5]),
                 ", ..." if len(ips) > 5 else "",
             )
+
+    def _wait_for_news(self, until: float) -> tuple[Received | None, list[Received]]:
+        """Block until something needs a reaction or ``until``: (that item, routine heartbeats).
+
+        A heartbeat from a live peer at the incarnation we know changes nothing before the next
+        deadline (the detector judges at deadlines, after a drain), so it does not end the wait:
+        with 10 nodes heartbeats arrive 150-450 times a second, and running a whole iteration
+        for each cost an idle speaker 5-9% of a CPU.
+        """
+        assert self.transport is not None
+        early: list[Received] = []
+        detector = self.core.detector
+        while True:
+            try:
+                item = self.transport.inbox.get(timeout=max(0.0, until - time.monotonic()))
+            except queue.Empty:
+                return None, early
+            if (
+                item is None
+                or self._dirty.is_set()
+                or item.message.kind is not Kind.HEARTBEAT
+                or detector.is_dead(item.message.sender)
+                or detector.incarnation(item.message.sender) != item.message.incarnation
+            ):
+                return item, early
+            early.append(item)
 
     def _unstick_dead_peers(self) -> None:
         # Peers we hold dead but still heartbeat to (a cut link, most likely): keep their
@@ -851,12 +874,3 @@ class SpeakerNode:
 
     def blocked(self) -> Mapping[str, float]:
         return dict(self._blocked)
-
-
-def _lean_service(raw: dict[str, Any]) -> Service:
-    """A Service view that keeps of the raw object only what an Event about it needs."""
-    return dataclasses.replace(Service.from_raw(raw), raw=event_subject(raw))
-
-
-def _lean_slice(raw: dict[str, Any]) -> EndpointSlice:
-    return dataclasses.replace(EndpointSlice.from_raw(raw), raw=event_subject(raw))

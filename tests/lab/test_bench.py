@@ -67,6 +67,7 @@ def test_suite_writes_report_with_tables_plots_and_failures(suite: Path) -> None
     assert "| crashes | — | — | did not finish: exit code 3 | — | — |" in report
     assert "| silent | — | — | did not finish: wrote no result file | — | — |" in report
     assert "![ipam](ipam-0.png)" in report
+    assert "Not judged, because the benchmark did not finish: crashes (exit code 3)" in report
     assert (suite / "results" / "ipam-0.png").stat().st_size > 1000
     data = json.loads((suite / "results" / "ipam-20261202T000000Z.json").read_text())
     assert data["quick"] is True  # --quick passed the script its smaller arguments
