@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import failover_l2  # the sibling benchmarks: reused, not copied
 import failover_vip
 
-from openelb.lab.benchresult import Row, Target, exit_code, say, table, write_result
+from openelb.lab.benchresult import Row, Target, publish, say
 from openelb.lab.gaps import StreamResult, analyse
 from openelb.lab.l2cluster import L2Cluster
 from openelb.lab.netns import Host, Testbed
@@ -385,20 +385,13 @@ def main() -> int:
                 server.stop()
             cluster.close()
     rows, ratios = rows_of(results)
-    say(
-        table(
-            rows,
-            title=(
-                f"\nfailover: {args.runs} runs per system and failure, 3 nodes, one testbed, "
-                f"client stream every 1 ms; speakers' dataplane {args.dataplane}; "
-                f"{time.monotonic() - started:.0f} s"
-            ),
-        )
-    )
-    for name, value in ratios.items():
-        say(f"  {name}: {value:.2f}")
-    path = write_result(
+    return publish(
         "failover",
+        title=(
+            f"\nfailover: {args.runs} runs per system and failure, 3 nodes, one testbed, "
+            f"client stream every 1 ms; speakers' dataplane {args.dataplane}; "
+            f"{time.monotonic() - started:.0f} s"
+        ),
         rows=rows,
         ratios=ratios,
         args={
@@ -409,8 +402,6 @@ def main() -> int:
         },
         results_dir=args.results,
     )
-    say(f"  wrote {path}")
-    return exit_code(rows)
 
 
 if __name__ == "__main__":
