@@ -16,7 +16,7 @@ a loaded machine); ``test_supervisor.py`` checks the rule itself with a stand-in
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,17 +25,9 @@ from openelb.keepalived.announcer import KeepalivedAnnouncer
 from openelb.keepalived.model import DesiredState, DesiredVip, NodeAddresses
 from openelb.keepalived.nicaddresses import addresses_on
 from openelb.lab.netns import Host, Testbed
+from tests.keepalived.waiting import eventually
 
 pytestmark = [pytest.mark.keepalived, pytest.mark.netns, pytest.mark.slow]
-
-
-def _wait(predicate: Callable[[], object], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 class Node:
@@ -62,14 +54,14 @@ class Node:
         pid = supervisor.pid
         time.sleep(delay)
         assert self.announcer.apply(self.desired(self.first, self.second)).result.applied
-        assert _wait(lambda: self.second in self.held()), (
+        assert eventually(lambda: self.second in self.held(), 15.0), (
             f"{label}: keepalived still runs the first config\n{supervisor.log_tail()}"
         )
         assert supervisor.pid == pid and supervisor.restarts == 0, (
             f"{label}: the reload killed keepalived: {supervisor.last_error}"
         )
         assert self.announcer.apply(self.desired()).result.action == "stopped"
-        assert _wait(lambda: not self.held())
+        assert eventually(lambda: not self.held(), 15.0)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -22,6 +22,7 @@ from openelb.kube.resources import EIPS, EVENTS
 from openelb.lab.cluster import LabCluster
 from openelb.lab.netns import Process, Testbed
 from openelb.lab.traffic import DEFAULT_PORT, UdpStream, analyse
+from tests.keepalived.waiting import eventually
 
 pytestmark = [pytest.mark.keepalived, pytest.mark.netns, pytest.mark.slow]
 
@@ -64,7 +65,7 @@ class VipLab:
                 since = (frozenset(found), now)
             return len(found) == 1 and other_than not in found and now - since[1] >= quiet
 
-        assert _wait(settled, timeout), f"holders of {self.vip}: {found}\n{self.logs()}"
+        assert eventually(settled, timeout), f"holders of {self.vip}: {found}\n{self.logs()}"
         return next(iter(found))
 
     def answered_by(self, duration: float = 0.5) -> set[str]:
@@ -101,7 +102,21 @@ class VipLab:
             return None
 
     def logs(self) -> str:
-        return "\n".join(f"--- {n}:\n{p.log()[-1500:]}" for n, p in self.speakers.items())
+        """Each speaker's log tail and the instance its keepalived runs (priority, peers): two
+        masters mean two nodes whose configs do not name each other, or a reload not taken."""
+        parts = []
+        for name, proc in self.speakers.items():
+            try:
+                config = (self.lab.keepalived_dir(name) / "keepalived.conf").read_text()
+            except OSError:
+                config = "(none)"
+            instance = (
+                config[config.find("vrrp_instance") :] if "vrrp_instance" in config else config
+            )
+            parts.append(
+                f"--- {name}:\n{proc.log()[-1500:]}\n{name}'s keepalived.conf:\n{instance}"
+            )
+        return "\n".join(parts)
 
 
 def _alive(pid: int) -> bool:
@@ -112,15 +127,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _wait(predicate: Callable[[], object], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
-
-
 @pytest.fixture
 def vip_lab(testbed: Testbed) -> Iterator[VipLab]:
     with LabCluster(nodes=3, testbed=testbed) as lab:
@@ -128,7 +134,7 @@ def vip_lab(testbed: Testbed) -> Iterator[VipLab]:
         lab.create_eip("vips", lab.pool()["ipv4"], protocol="vip", default=True)
         lab.create_service("web")
         (vip,) = lab.wait_for_ingress("web", timeout=SETTLE)
-        assert _wait(
+        assert eventually(
             lambda: (lab.api.get(EIPS, "vips").get("status") or {}).get("virtualRouterIDs"),
             SETTLE,
         ), "the manager assigns the VIP a router ID"
@@ -146,10 +152,10 @@ def test_one_node_holds_the_vip_reports_it_and_survives_keepalived_being_killed(
     holder = vip_lab.wait_single_holder()
     assert vip_lab.answered_by() == {holder}
 
-    assert _wait(lambda: any(holder in m for m in vip_lab.events("VIPHeld")), SETTLE), (
+    assert eventually(lambda: any(holder in m for m in vip_lab.events("VIPHeld")), SETTLE), (
         vip_lab.events("VIPHeld")
     )
-    assert _wait(
+    assert eventually(
         lambda: vip_lab.sample(holder, "openelb_vrrp_state", state="MASTER") == 1.0, SETTLE
     ), vip_lab.metrics(holder)
 
@@ -157,8 +163,10 @@ def test_one_node_holds_the_vip_reports_it_and_survives_keepalived_being_killed(
     old = vip_lab.keepalived_pid(holder)
     assert old is not None
     os.kill(old, signal.SIGKILL)
-    assert _wait(lambda: vip_lab.keepalived_pid(holder) not in (None, old), SETTLE), vip_lab.logs()
-    assert _wait(
+    assert eventually(lambda: vip_lab.keepalived_pid(holder) not in (None, old), SETTLE), (
+        vip_lab.logs()
+    )
+    assert eventually(
         lambda: (
             vip_lab.sample(holder, "openelb_keepalived_restarts_total", reason="signal SIGKILL")
             == 1.0
@@ -172,7 +180,7 @@ def test_one_node_holds_the_vip_reports_it_and_survives_keepalived_being_killed(
     # updates any more; it leaves (death signal) and another node takes the VIP.
     pid = vip_lab.keepalived_pid(now)
     vip_lab.speakers[now].kill()
-    assert _wait(lambda: pid is not None and not _alive(pid), SETTLE), vip_lab.logs()
+    assert eventually(lambda: pid is not None and not _alive(pid), SETTLE), vip_lab.logs()
     after = vip_lab.wait_single_holder(other_than=now)
     assert vip_lab.answered_by() == {after}
 
@@ -195,7 +203,7 @@ def test_graceful_stop_and_link_cut_move_the_vip_and_never_leave_two_masters(
     # loaded machine scheduling noise can make a longer pause elsewhere in the stream.)
     print(f"\ngraceful stop of {first}: gap {report.gap * 1000:.0f} ms, now {second}")
     assert vip_lab.answered_by() == {second}
-    assert _wait(lambda: any(first in m for m in vip_lab.events("VIPReleased")), SETTLE)
+    assert eventually(lambda: any(first in m for m in vip_lab.events("VIPReleased")), SETTLE)
 
     # A hard failure: the new holder's cable is pulled; the last node takes over.
     stream = UdpStream((vip_lab.vip, DEFAULT_PORT), duration=4.0, netns=client.netns).start()
@@ -206,7 +214,7 @@ def test_graceful_stop_and_link_cut_move_the_vip_and_never_leave_two_masters(
     (third,) = {n.name for n in vip_lab.lab.nodes} - {first, second}
     print(f"link cut of {second}: gap {report.gap * 1000:.0f} ms, now {report.responder_after}")
     assert report.responder_after == third
-    assert _wait(lambda: third in vip_lab.holders(), SETTLE)
+    assert eventually(lambda: third in vip_lab.holders(), SETTLE)
 
     # Healed: after things settle exactly one node holds the VIP and answers.
     vip_lab.lab.node(second).link_up()
@@ -238,5 +246,5 @@ def test_layer2_and_vip_eips_are_served_side_by_side_by_the_same_speakers(
         assert vrrp.answered_by() == {holder}
         # The Layer 2 VIP is answered by the data plane (never put on a NIC by keepalived).
         layer2 = VipLab(lab, l2_vip, speakers)
-        assert _wait(lambda: len(layer2.answered_by(duration=0.3)) == 1, SETTLE), vrrp.logs()
+        assert eventually(lambda: len(layer2.answered_by(duration=0.3)) == 1, SETTLE), vrrp.logs()
         assert layer2.holders() == set()
