@@ -29,6 +29,9 @@ pytestmark = [pytest.mark.keepalived, pytest.mark.netns, pytest.mark.slow]
 METRICS_PORT = 9406
 SETTLE = 30.0
 """Generous: three Python processes and keepalived start on a loaded 2-CPU machine."""
+START = 120.0
+"""Until every speaker serves: each compiles its XDP program, which took over 30 s at a load
+of 30 on this 2-CPU machine."""
 
 
 @dataclass
@@ -68,6 +71,36 @@ class VipLab:
         assert eventually(settled, timeout), f"holders of {self.vip}: {found}\n{self.logs()}"
         return next(iter(found))
 
+    def wait_serving(self) -> None:
+        for proc in self.speakers.values():
+            proc.wait_for_output("serving", timeout=START)
+
+    def wait_configured(self, timeout: float = SETTLE) -> None:
+        """Until every speaker's keepalived config names all the other nodes as unicast peers.
+
+        Before that a speaker that has not seen the others yet holds the VIP alone, and the
+        preferred master takes it over when its own keepalived joins: a legitimate move (one
+        holder at a time), which a "settled" holder sampled too early would mistake for two.
+        """
+        addresses = {node.name: str(node.ipv4.ip) for node in self.lab.nodes}
+
+        def configured() -> bool:
+            for name in self.speakers:
+                lines = {line.strip() for line in self._config(name).splitlines()}
+                if any(ip not in lines for other, ip in addresses.items() if other != name):
+                    return False
+            return True
+
+        assert eventually(configured, timeout), (
+            f"not every node peers with the others\n{self.logs()}"
+        )
+
+    def _config(self, node: str) -> str:
+        try:
+            return (self.lab.keepalived_dir(node) / "keepalived.conf").read_text()
+        except OSError:
+            return ""
+
     def answered_by(self, duration: float = 0.5) -> set[str]:
         client = self.lab.client
         assert client is not None
@@ -106,10 +139,7 @@ class VipLab:
         masters mean two nodes whose configs do not name each other, or a reload not taken."""
         parts = []
         for name, proc in self.speakers.items():
-            try:
-                config = (self.lab.keepalived_dir(name) / "keepalived.conf").read_text()
-            except OSError:
-                config = "(none)"
+            config = self._config(name) or "(none)"
             instance = (
                 config[config.find("vrrp_instance") :] if "vrrp_instance" in config else config
             )
@@ -143,7 +173,10 @@ def vip_lab(testbed: Testbed) -> Iterator[VipLab]:
             for node in lab.nodes
         }
         lab.start_echo_servers()
-        yield VipLab(lab, vip, speakers)
+        vips = VipLab(lab, vip, speakers)
+        vips.wait_serving()
+        vips.wait_configured()
+        yield vips
 
 
 def test_one_node_holds_the_vip_reports_it_and_survives_keepalived_being_killed(
@@ -242,8 +275,10 @@ def test_layer2_and_vip_eips_are_served_side_by_side_by_the_same_speakers(
         }
         lab.start_echo_servers()
         vrrp = VipLab(lab, vrrp_vip, speakers)
+        vrrp.wait_serving()
+        vrrp.wait_configured()
         holder = vrrp.wait_single_holder()
-        assert vrrp.answered_by() == {holder}
+        assert vrrp.answered_by() == {holder}, vrrp.logs()
         # The Layer 2 VIP is answered by the data plane (never put on a NIC by keepalived).
         layer2 = VipLab(lab, l2_vip, speakers)
         assert eventually(lambda: len(layer2.answered_by(duration=0.3)) == 1, SETTLE), vrrp.logs()

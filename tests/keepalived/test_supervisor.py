@@ -68,9 +68,8 @@ SLOW_START = """#!/bin/sh
 case "$*" in *-t*) exit 0;; esac
 trap 'echo early >> {hups}' HUP
 sleep {startup} & wait
-sleep 0.01 & wait
-{announce}
 trap 'echo reload >> {hups}' HUP
+{announce}
 while :; do sleep 0.05 & wait; done
 """
 
