@@ -149,6 +149,7 @@ class HeartbeatTransport:
         self._sequence = 0
         self.destinations: list[tuple[str, int]] = []
         self._last_stats = self._pacer.stats()
+        self._ticked = 0.0
         self.inbox: queue.SimpleQueue[Received | None] = queue.SimpleQueue()
         """Received messages; ``None`` entries are wake-ups (see :meth:`wake`)."""
         self._receiver: threading.Thread | None = None
@@ -219,11 +220,18 @@ class HeartbeatTransport:
         """Drop queued heartbeats: sending stops within one interval (tests, graceful stop)."""
         self._pacer.clear()
 
+    def keep_up(self) -> None:
+        """:meth:`tick` if the last one is more than ``hung_after`` / 8 ago (cheap otherwise):
+        for the control loop's progress marks inside a long iteration."""
+        if time.monotonic() - self._ticked > self.hung_after / 8:
+            self.tick()
+
     def tick(self) -> None:
         """Top the ring up to ``hung_after`` worth of heartbeats; fold the sender's stats in.
 
         Call it from the control loop at least every ``hung_after`` / 2 s.
         """
+        self._ticked = time.monotonic()
         free = self._pacer.capacity - self._pacer.pending()
         if free > 0:
             batch = []
