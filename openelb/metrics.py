@@ -456,6 +456,18 @@ def datagram_rejected(reason: str) -> None:
     SPEAKER_DATAGRAMS_REJECTED.labels(reason).inc()
 
 
+SPEAKER_DATAGRAMS_OVERFLOWED = Counter(
+    "openelb_speaker_datagrams_overflowed_total",
+    "Speaker datagrams the kernel dropped because the heartbeat socket's receive buffer was "
+    "full (the receiver was starved); silence verdicts skip the time they cover.",
+    registry=registry,
+)
+
+
+def datagrams_overflowed(count: int) -> None:
+    SPEAKER_DATAGRAMS_OVERFLOWED.inc(count)
+
+
 def peer_declared_dead(cause: str) -> None:
     SPEAKER_PEER_DEATHS.labels(cause).inc()
 
