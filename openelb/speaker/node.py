@@ -478,10 +478,12 @@ class SpeakerNode:
     # --- facts -----------------------------------------------------------------------------------
 
     def _changed(self, cache: str, change: Change[Any]) -> None:
-        keys = self._changed_keys.get(cache)
-        if keys is not None and change.key:
+        if change.key and cache in self._changed_keys:
+            # Look the set up under the lock: the loop swaps it for a fresh one and iterates the
+            # old one unlocked (a set looked up before the swap and added to after it crashed
+            # the loop with "Set changed size during iteration").
             with self._changes_lock:
-                keys.add(change.key)
+                self._changed_keys[cache].add(change.key)
         if self._dirty_since is None:
             self._dirty_since = time.monotonic()
         self._dirty.set()
