@@ -426,8 +426,9 @@ def main() -> int:
     parser.add_argument(
         "--control-plane-nice",
         type=int,
-        default=10,
-        help="nice value of the apiserver and manager processes (0: compete with the speakers)",
+        default=0,
+        help="nice value of the apiserver and manager processes (default 0: they compete with "
+        "the speakers for the same CPUs, harsher than a cluster, where they run elsewhere)",
     )
     parser.add_argument("--results", type=Path, default=None, help="results folder")
     args = parser.parse_args()
