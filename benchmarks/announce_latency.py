@@ -34,7 +34,7 @@ from typing import Any
 
 from openelb.kube.resources import SERVICES
 from openelb.kube.watching import WatchCache
-from openelb.lab.benchresult import Row, Target, exit_code, say, table, write_result
+from openelb.lab.benchresult import Row, Target, publish, say
 from openelb.lab.cluster import LabCluster
 from openelb.lab.netns import Capture, Process
 from openelb.lab.pcap import Frame, read_pcap
@@ -240,31 +240,24 @@ def run(args: argparse.Namespace) -> int:
             if not proc.alive():
                 say(f"warning: {proc.name} exited early:\n{proc.log()[-2000:]}")
     rows = rows_of(samples)
-    say(
-        table(
-            rows,
-            title=(
-                f"\nannounce latency: {args.services} Services created one at a time, "
-                f"{args.nodes} nodes, {args.family}, dataplane {args.dataplane} "
-                "(CLOCK_REALTIME: create call and tcpdump in the client namespace)"
-            ),
-        )
-    )
     ratios: dict[str, float] = {}
     total, floor = rows[0].stat("p50"), rows[-1].stat("p50")
     if total is not None and floor:
         ratios["total / apiserver floor (p50)"] = total / floor
-        say(f"  total p50 is {ratios['total / apiserver floor (p50)']:.1f}x the apiserver floor")
-    path = write_result(
+    # Only the first row (created -> first GARP/NA) has a target: it alone decides the exit code.
+    return publish(
         "announce_latency",
+        title=(
+            f"\nannounce latency: {args.services} Services created one at a time, "
+            f"{args.nodes} nodes, {args.family}, dataplane {args.dataplane} "
+            "(CLOCK_REALTIME: create call and tcpdump in the client namespace)"
+        ),
         rows=rows,
         ratios=ratios,
         args=vars(args) | {"results": str(args.results) if args.results else None},
         extra={"samples": [vars(s) for s in samples]},
         results_dir=args.results,
     )
-    say(f"  wrote {path}")
-    return exit_code(rows[:1])
 
 
 def _wait_logged(processes: list[Process], text: str, *, timeout: float) -> None:

@@ -49,7 +49,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from openelb.kube.client import KubeApi, connect
 from openelb.kube.errors import AlreadyExists
 from openelb.kube.resources import EIPS, NAMESPACES, NODES, SERVICES
-from openelb.lab.benchresult import Row, Target, exit_code, say, table, write_result
+from openelb.lab.benchresult import Row, Target, publish, say
 from openelb.lab.netns import Host, Process, Testbed, in_netns
 from openelb.speaker.ownership import OwnershipTable, compute_placement
 
@@ -445,29 +445,20 @@ def main() -> int:
         ratios["speaker recompute / bare table (p50)"] = speaker / pure
     if cpu is not None and pure:
         ratios["speaker recompute CPU time / bare table (p50)"] = cpu / pure
-    say(
-        table(
-            rows,
-            title=(
-                f"\ncontrol plane scale: {args.services:,} Services, {args.nodes} nodes "
-                f"(namespaces), dataplane {args.dataplane} {' '.join(args.speaker_arg)}; "
-                f"apiserver and manager at nice {args.control_plane_nice}; "
-                f"{time.monotonic() - started:.0f} s; "
-                f"lost node {facts['victim']} owned {facts['victim_vips']:.0f} VIPs; "
-                f"speakers' health: {facts['total']}"
-            ),
-        )
-    )
-    for name, value in ratios.items():
-        say(f"  {name}: {value:.2f}")
-    for line in facts["slow_loop_examples"]:
-        say(f"  speaker log: {line[:400]}")
-    for line in facts["first_deaths"]:
-        say(f"  first deaths: {line[:300]}")
-    path = write_result(
+    return publish(
         "control_plane_scale",
+        title=(
+            f"\ncontrol plane scale: {args.services:,} Services, {args.nodes} nodes "
+            f"(namespaces), dataplane {args.dataplane} {' '.join(args.speaker_arg)}; "
+            f"apiserver and manager at nice {args.control_plane_nice}; "
+            f"{time.monotonic() - started:.0f} s; "
+            f"lost node {facts['victim']} owned {facts['victim_vips']:.0f} VIPs; "
+            f"speakers' health: {facts['total']}"
+        ),
         rows=rows,
         ratios=ratios,
+        notes=[f"speaker log: {line[:400]}" for line in facts["slow_loop_examples"]]
+        + [f"first deaths: {line[:300]}" for line in facts["first_deaths"]],
         args={
             "services": args.services,
             "nodes": args.nodes,
@@ -478,8 +469,6 @@ def main() -> int:
         extra={"facts": facts, "median_speaker_rss_mb": statistics.median(rows[7].samples or [0])},
         results_dir=args.results,
     )
-    say(f"  wrote {path}")
-    return exit_code(rows)
 
 
 if __name__ == "__main__":

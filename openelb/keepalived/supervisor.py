@@ -7,7 +7,14 @@ configs taking VIP mode down) decides the rules here:
   the running one, and the error is kept, logged and counted;
 - keepalived runs in the foreground (``--dont-fork``) with its own pid files, config and notify
   FIFO under ``runtime_dir``, so several speakers (tests, the lab) never share anything;
-- a reload (SIGHUP) happens only when the rendered text changed;
+- a reload (SIGHUP) happens only when the rendered text changed, and never before keepalived
+  said its start is complete: keepalived 2.2.7 dies of a SIGHUP that comes before it installed
+  its handler, and silently drops one that comes while it starts its VRRP child (measured
+  here: a window of ~20-40 ms after exec on an idle machine, far longer under load). A dropped
+  reload leaves the node on its first config — at the speaker's start often the one where it
+  saw no other node and advertised only to itself — and two nodes master of the same VIP
+  until something else changes; so a config that arrives during the start waits and is
+  delivered the moment keepalived is ready;
 - when keepalived dies, its VIPs are taken off the NIC at once (another node is taking over: two
   holders would be split brain), then it is restarted after a capped, doubling delay;
 - keepalived gets SIGTERM when the speaker dies (``setpriv --pdeathsig``): an orphan would keep
@@ -40,6 +47,12 @@ from openelb.keepalived.nicaddresses import AddressError, remove_addresses
 from openelb.keepalived.notify import FifoReader, Transition
 
 log = logging.getLogger(__name__)
+
+STARTUP_COMPLETE = "Startup complete"
+"""What keepalived's VRRP process logs once it handles signals (a reload) normally."""
+STARTUP_GRACE = 10.0
+"""Seconds after which a keepalived that never logged :data:`STARTUP_COMPLETE` (another version,
+other wording) gets a held reload anyway, rather than never."""
 
 VipsByInterface = Mapping[str, set[str] | frozenset[str]]
 
@@ -122,6 +135,10 @@ class KeepalivedSupervisor:
         self._lock = threading.RLock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._started_at = 0.0
+        self._ready: subprocess.Popen[bytes] | None = None
+        """The keepalived that logged :data:`STARTUP_COMPLETE` (a SIGHUP to it is a reload)."""
+        self._reload_held = False
+        """A config was installed during the start; SIGHUP it once keepalived is ready."""
         self._config_text: str | None = None
         self._rejected_text: str | None = None
         self._rejected_error = ""
@@ -242,10 +259,8 @@ class KeepalivedSupervisor:
             os.replace(self.paths.candidate, self.paths.config)
             self._config_text = text
             if self.running():
-                assert self._proc is not None
-                self._proc.send_signal(signal.SIGHUP)
-                self.reloads += 1
-                metrics.keepalived_reloaded()
+                self._reload_held = True
+                self._deliver_reload()
                 return ApplyResult(True, "reloaded")
             self._spawn()
             return ApplyResult(True, "started")
@@ -286,6 +301,7 @@ class KeepalivedSupervisor:
             raise KeepalivedError(f"cannot start {self.settings.binary}: {exc}") from exc
         self._proc = proc
         self._started_at = time.monotonic()
+        self._reload_held = False  # it reads the current config itself
         metrics.keepalived_running(True)
         threading.Thread(
             target=self._pump_output, args=(proc,), name="keepalived-log", daemon=True
@@ -299,6 +315,35 @@ class KeepalivedSupervisor:
                 line = raw.decode("utf-8", "replace").rstrip()
                 self._log_tail.append(line)
                 log.debug("keepalived: %s", line)
+                if STARTUP_COMPLETE in line:
+                    self._ready = proc
+                    # Never wait for the lock here: its holder may be waiting for keepalived
+                    # to exit, and keepalived for this pipe to drain. The monitor delivers
+                    # within 50 ms otherwise.
+                    if self._lock.acquire(blocking=False):
+                        try:
+                            self._deliver_reload()
+                        finally:
+                            self._lock.release()
+
+    def _deliver_reload(self) -> None:
+        """SIGHUP a held reload if keepalived can take it now (lock held)."""
+        proc = self._proc
+        if not self._reload_held or proc is None or proc.poll() is not None:
+            return
+        if self._ready is not proc:
+            if time.monotonic() - self._started_at < STARTUP_GRACE:
+                return
+            log.warning(
+                "keepalived did not log %r within %.0fs; reloading it anyway",
+                STARTUP_COMPLETE,
+                STARTUP_GRACE,
+            )
+            self._ready = proc
+        self._reload_held = False
+        proc.send_signal(signal.SIGHUP)
+        self.reloads += 1
+        metrics.keepalived_reloaded()
 
     def _terminate(self) -> None:
         """Stop the running keepalived (lock held)."""
@@ -345,6 +390,9 @@ class KeepalivedSupervisor:
             with self._lock:
                 proc = self._proc
             if proc is None or proc.poll() is None:
+                if proc is not None and self._reload_held:
+                    with self._lock:
+                        self._deliver_reload()  # only the grace fallback is left to do here
                 self._stopping.wait(0.05)
                 continue
             code = proc.returncode

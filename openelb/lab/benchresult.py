@@ -223,13 +223,17 @@ def publish(
     ratios: Mapping[str, float] | None = None,
     args: Mapping[str, Any] | None = None,
     extra: Mapping[str, Any] | None = None,
+    notes: Sequence[str] = (),
     results_dir: Path | None = None,
 ) -> int:
-    """How every benchmark ends: print its table and ratios, write its result file, and return
-    the exit code (:func:`exit_code`) for ``sys.exit``."""
+    """How every benchmark ends: print its table, ratios and ``notes`` (lines that explain the
+    numbers, e.g. a slow loop's log line), write its result file (``extra`` goes into it as
+    top-level keys), and return the exit code (:func:`exit_code`) for ``sys.exit``."""
     say(table(rows, title=title))
     for name, value in (ratios or {}).items():
         say(f"  {name}: {value:.2f}")
+    for note in notes:
+        say(f"  {note}")
     path = write_result(
         benchmark, rows=rows, ratios=ratios, args=args, extra=extra, results_dir=results_dir
     )

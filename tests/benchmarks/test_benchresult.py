@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from openelb.lab.benchreport import benchmark_name, read_result
-from openelb.lab.benchresult import Row, Target, exit_code, percentile, table, write_result
+from openelb.lab.benchresult import (
+    Row,
+    Target,
+    exit_code,
+    percentile,
+    publish,
+    table,
+    write_result,
+)
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -43,6 +51,33 @@ def test_written_result_is_read_back_by_the_report(tmp_path: Path) -> None:
     assert result.rows[0].target == "p99 < 5 ms"
     assert result.ratios == (("a / b", 0.5),)
     assert "gap" in table(rows, title="demo")
+
+
+def test_publish_prints_table_ratios_and_notes_and_keeps_extra_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [
+        Row("total", "ms", [10.0, 20.0], (Target(5.0, "p99"),)),
+        Row("of which: apiserver", "ms", []),  # no target: shown, never judged
+    ]
+    code = publish(
+        "demo",
+        title="demo run",
+        rows=rows,
+        ratios={"total / floor (p50)": 2.0},
+        notes=["speaker log: slow loop 40 ms"],
+        extra={"facts": {"victim": "n1"}},
+        results_dir=tmp_path,
+    )
+    assert code == 1  # the judged row missed its target
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "demo run"
+    ratio = lines.index("  total / floor (p50): 2.00")
+    assert lines[ratio + 1] == "  speaker log: slow loop 40 ms"
+    assert lines[ratio + 2].startswith("  wrote ")
+    (path,) = tmp_path.glob("demo-*.json")
+    assert read_result(path).problems == ()
+    assert '"victim": "n1"' in path.read_text()
 
 
 def test_result_files_map_to_their_scripts_even_with_dashes_in_the_name() -> None:

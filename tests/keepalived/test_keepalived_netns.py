@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,19 +24,11 @@ from openelb.keepalived.notify import VrrpState
 from openelb.keepalived.states import VipStateChange
 from openelb.lab.netns import Host, Testbed
 from openelb.lab.traffic import DEFAULT_PORT, EchoServer, UdpStream, analyse, start_echo_server
+from tests.keepalived.waiting import eventually
 
 pytestmark = [pytest.mark.keepalived, pytest.mark.netns, pytest.mark.slow]
 
 NAMES = ("a", "b", "c")
-
-
-def _wait(predicate: Callable[[], object], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return bool(predicate())
 
 
 @dataclass
@@ -75,7 +67,7 @@ class Cluster:
     def master(self, vip: str) -> str:
         """The VIP's holder once the election settled (on the ranking's preferred node)."""
         want = [self.preferred(vip)]
-        assert _wait(lambda: self.holders(vip) == want), f"holders: {self.holders(vip)}"
+        assert eventually(lambda: self.holders(vip) == want), f"holders: {self.holders(vip)}"
         return want[0]
 
 
@@ -111,18 +103,18 @@ def test_one_master_holds_the_vip_and_takes_it_over_when_its_link_is_cut(cluster
     cluster.apply_all([(vip, "pool1", 7), (str(cluster.testbed.subnet6[0x200]), "pool1", 7)])
     first = cluster.master(vip)
     vip6 = str(cluster.testbed.subnet6[0x200])
-    assert _wait(lambda: cluster.holders(vip6) == [first])  # both families on one node
-    assert _wait(lambda: vip in cluster.announcers[first].held())
+    assert eventually(lambda: cluster.holders(vip6) == [first])  # both families on one node
+    assert eventually(lambda: vip in cluster.announcers[first].held())
     assert [n for n, a in cluster.announcers.items() if vip in a.held()] == [first]
     stream = UdpStream(
         (vip, DEFAULT_PORT), interval=0.002, duration=8.0, netns=cluster.client.netns
     ).start()
     try:
-        assert _wait(lambda: stream.replies_seen() >= 20)
+        assert eventually(lambda: stream.replies_seen() >= 20)
         assert stream.last_responder() == first
         stream.mark("cut")
         cluster.hosts[first].link_down()
-        assert _wait(lambda: stream.last_responder() not in ("", first), timeout=6.0)
+        assert eventually(lambda: stream.last_responder() not in ("", first), timeout=6.0)
         time.sleep(0.1)
     finally:
         stream.stop()
@@ -151,13 +143,13 @@ def test_killed_keepalived_is_restarted_and_client_traffic_resumes(cluster: Clus
         (vip, DEFAULT_PORT), interval=0.002, duration=8.0, netns=cluster.client.netns
     ).start()
     try:
-        assert _wait(lambda: stream.replies_seen() >= 20 and stream.last_responder() == first)
+        assert eventually(lambda: stream.replies_seen() >= 20 and stream.last_responder() == first)
         stream.mark("kill")
         os.killpg(old_pid, signal.SIGKILL)  # keepalived and its VRRP child: no cleanup of theirs
-        assert _wait(lambda: supervisor.restarts >= 1 and supervisor.running())
+        assert eventually(lambda: supervisor.restarts >= 1 and supervisor.running())
         assert supervisor.pid != old_pid and "died (signal SIGKILL)" in supervisor.last_error
         seen = stream.replies_seen()
-        assert _wait(lambda: stream.replies_seen() > seen + 50, timeout=6.0)
+        assert eventually(lambda: stream.replies_seen() > seen + 50, timeout=6.0)
     finally:
         stream.stop()
         result = stream.wait(timeout=10.0)
@@ -186,7 +178,7 @@ def test_config_change_is_a_reload_that_does_not_move_other_vips(cluster: Cluste
     assert outcome.result.action == "unchanged"
     # Removing a VIP releases it.
     cluster.apply_all([(first_vip, "pool1", 11)])
-    assert _wait(lambda: cluster.holders(second_vip) == [])
+    assert eventually(lambda: cluster.holders(second_vip) == [])
     assert cluster.holders(first_vip) == [holder]
 
 
@@ -242,8 +234,8 @@ def _speaker_killed(
         ],
         name="speaker",
     )
-    assert _wait(lambda: "applied" in speaker.log(), timeout=20), speaker.log()
-    assert _wait(lambda: vip in addresses_on("eth0", netns=host.netns))
+    assert eventually(lambda: "applied" in speaker.log(), timeout=20), speaker.log()
+    assert eventually(lambda: vip in addresses_on("eth0", netns=host.netns))
     keepalived_pid = int(speaker.log().split()[1])
     speaker.kill()  # SIGKILL: the speaker cleans up nothing itself
     return host, rundir, vip, keepalived_pid
@@ -253,8 +245,8 @@ def test_keepalived_leaves_with_its_vips_when_the_speaker_is_killed(
     testbed: Testbed, tmp_path: Path
 ) -> None:
     host, _rundir, vip, keepalived_pid = _speaker_killed(testbed, tmp_path, death_signal="on")
-    assert _wait(lambda: not Path(f"/proc/{keepalived_pid}").exists(), timeout=10)
-    assert _wait(lambda: vip not in addresses_on("eth0", netns=host.netns), timeout=5)
+    assert eventually(lambda: not Path(f"/proc/{keepalived_pid}").exists(), timeout=10)
+    assert eventually(lambda: vip not in addresses_on("eth0", netns=host.netns), timeout=5)
 
 
 def test_a_killed_speakers_keepalived_and_vips_are_cleaned_up_at_start(
@@ -269,7 +261,7 @@ def test_a_killed_speakers_keepalived_and_vips_are_cleaned_up_at_start(
     ).start()
     try:  # ...until the next speaker starts
         assert vip not in addresses_on("eth0", netns=host.netns)
-        assert _wait(lambda: not Path(f"/proc/{keepalived_pid}").exists(), timeout=5)
+        assert eventually(lambda: not Path(f"/proc/{keepalived_pid}").exists(), timeout=5)
     finally:
         successor.close()
 
@@ -280,7 +272,7 @@ def test_stop_releases_the_vip_to_a_backup_at_once(cluster: Cluster) -> None:
     holder = cluster.master(vip)
     cluster.announcers[holder].close()
     assert vip not in addresses_on("eth0", netns=cluster.hosts[holder].netns)
-    assert _wait(lambda: len(cluster.holders(vip)) == 1, timeout=3.0)
+    assert eventually(lambda: len(cluster.holders(vip)) == 1, timeout=3.0)
     assert cluster.holders(vip) != [holder]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -22,12 +22,16 @@ from openelb.kube.resources import EIPS, EVENTS
 from openelb.lab.cluster import LabCluster
 from openelb.lab.netns import Process, Testbed
 from openelb.lab.traffic import DEFAULT_PORT, UdpStream, analyse
+from tests.keepalived.waiting import eventually
 
 pytestmark = [pytest.mark.keepalived, pytest.mark.netns, pytest.mark.slow]
 
 METRICS_PORT = 9406
 SETTLE = 30.0
 """Generous: three Python processes and keepalived start on a loaded 2-CPU machine."""
+START = 120.0
+"""Until every speaker serves: each compiles its XDP program, which took over 30 s at a load
+of 30 on this 2-CPU machine."""
 
 
 @dataclass
@@ -64,8 +68,38 @@ class VipLab:
                 since = (frozenset(found), now)
             return len(found) == 1 and other_than not in found and now - since[1] >= quiet
 
-        assert _wait(settled, timeout), f"holders of {self.vip}: {found}\n{self.logs()}"
+        assert eventually(settled, timeout), f"holders of {self.vip}: {found}\n{self.logs()}"
         return next(iter(found))
+
+    def wait_serving(self) -> None:
+        for proc in self.speakers.values():
+            proc.wait_for_output("serving", timeout=START)
+
+    def wait_configured(self, timeout: float = SETTLE) -> None:
+        """Until every speaker's keepalived config names all the other nodes as unicast peers.
+
+        Before that a speaker that has not seen the others yet holds the VIP alone, and the
+        preferred master takes it over when its own keepalived joins: a legitimate move (one
+        holder at a time), which a "settled" holder sampled too early would mistake for two.
+        """
+        addresses = {node.name: str(node.ipv4.ip) for node in self.lab.nodes}
+
+        def configured() -> bool:
+            for name in self.speakers:
+                lines = {line.strip() for line in self._config(name).splitlines()}
+                if any(ip not in lines for other, ip in addresses.items() if other != name):
+                    return False
+            return True
+
+        assert eventually(configured, timeout), (
+            f"not every node peers with the others\n{self.logs()}"
+        )
+
+    def _config(self, node: str) -> str:
+        try:
+            return (self.lab.keepalived_dir(node) / "keepalived.conf").read_text()
+        except OSError:
+            return ""
 
     def answered_by(self, duration: float = 0.5) -> set[str]:
         client = self.lab.client
@@ -101,7 +135,18 @@ class VipLab:
             return None
 
     def logs(self) -> str:
-        return "\n".join(f"--- {n}:\n{p.log()[-1500:]}" for n, p in self.speakers.items())
+        """Each speaker's log tail and the instance its keepalived runs (priority, peers): two
+        masters mean two nodes whose configs do not name each other, or a reload not taken."""
+        parts = []
+        for name, proc in self.speakers.items():
+            config = self._config(name) or "(none)"
+            instance = (
+                config[config.find("vrrp_instance") :] if "vrrp_instance" in config else config
+            )
+            parts.append(
+                f"--- {name}:\n{proc.log()[-1500:]}\n{name}'s keepalived.conf:\n{instance}"
+            )
+        return "\n".join(parts)
 
 
 def _alive(pid: int) -> bool:
@@ -112,15 +157,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _wait(predicate: Callable[[], object], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
-
-
 @pytest.fixture
 def vip_lab(testbed: Testbed) -> Iterator[VipLab]:
     with LabCluster(nodes=3, testbed=testbed) as lab:
@@ -128,7 +164,7 @@ def vip_lab(testbed: Testbed) -> Iterator[VipLab]:
         lab.create_eip("vips", lab.pool()["ipv4"], protocol="vip", default=True)
         lab.create_service("web")
         (vip,) = lab.wait_for_ingress("web", timeout=SETTLE)
-        assert _wait(
+        assert eventually(
             lambda: (lab.api.get(EIPS, "vips").get("status") or {}).get("virtualRouterIDs"),
             SETTLE,
         ), "the manager assigns the VIP a router ID"
@@ -137,7 +173,10 @@ def vip_lab(testbed: Testbed) -> Iterator[VipLab]:
             for node in lab.nodes
         }
         lab.start_echo_servers()
-        yield VipLab(lab, vip, speakers)
+        vips = VipLab(lab, vip, speakers)
+        vips.wait_serving()
+        vips.wait_configured()
+        yield vips
 
 
 def test_one_node_holds_the_vip_reports_it_and_survives_keepalived_being_killed(
@@ -146,10 +185,10 @@ def test_one_node_holds_the_vip_reports_it_and_survives_keepalived_being_killed(
     holder = vip_lab.wait_single_holder()
     assert vip_lab.answered_by() == {holder}
 
-    assert _wait(lambda: any(holder in m for m in vip_lab.events("VIPHeld")), SETTLE), (
+    assert eventually(lambda: any(holder in m for m in vip_lab.events("VIPHeld")), SETTLE), (
         vip_lab.events("VIPHeld")
     )
-    assert _wait(
+    assert eventually(
         lambda: vip_lab.sample(holder, "openelb_vrrp_state", state="MASTER") == 1.0, SETTLE
     ), vip_lab.metrics(holder)
 
@@ -157,8 +196,10 @@ def test_one_node_holds_the_vip_reports_it_and_survives_keepalived_being_killed(
     old = vip_lab.keepalived_pid(holder)
     assert old is not None
     os.kill(old, signal.SIGKILL)
-    assert _wait(lambda: vip_lab.keepalived_pid(holder) not in (None, old), SETTLE), vip_lab.logs()
-    assert _wait(
+    assert eventually(lambda: vip_lab.keepalived_pid(holder) not in (None, old), SETTLE), (
+        vip_lab.logs()
+    )
+    assert eventually(
         lambda: (
             vip_lab.sample(holder, "openelb_keepalived_restarts_total", reason="signal SIGKILL")
             == 1.0
@@ -172,7 +213,7 @@ def test_one_node_holds_the_vip_reports_it_and_survives_keepalived_being_killed(
     # updates any more; it leaves (death signal) and another node takes the VIP.
     pid = vip_lab.keepalived_pid(now)
     vip_lab.speakers[now].kill()
-    assert _wait(lambda: pid is not None and not _alive(pid), SETTLE), vip_lab.logs()
+    assert eventually(lambda: pid is not None and not _alive(pid), SETTLE), vip_lab.logs()
     after = vip_lab.wait_single_holder(other_than=now)
     assert vip_lab.answered_by() == {after}
 
@@ -195,7 +236,7 @@ def test_graceful_stop_and_link_cut_move_the_vip_and_never_leave_two_masters(
     # loaded machine scheduling noise can make a longer pause elsewhere in the stream.)
     print(f"\ngraceful stop of {first}: gap {report.gap * 1000:.0f} ms, now {second}")
     assert vip_lab.answered_by() == {second}
-    assert _wait(lambda: any(first in m for m in vip_lab.events("VIPReleased")), SETTLE)
+    assert eventually(lambda: any(first in m for m in vip_lab.events("VIPReleased")), SETTLE)
 
     # A hard failure: the new holder's cable is pulled; the last node takes over.
     stream = UdpStream((vip_lab.vip, DEFAULT_PORT), duration=4.0, netns=client.netns).start()
@@ -206,7 +247,7 @@ def test_graceful_stop_and_link_cut_move_the_vip_and_never_leave_two_masters(
     (third,) = {n.name for n in vip_lab.lab.nodes} - {first, second}
     print(f"link cut of {second}: gap {report.gap * 1000:.0f} ms, now {report.responder_after}")
     assert report.responder_after == third
-    assert _wait(lambda: third in vip_lab.holders(), SETTLE)
+    assert eventually(lambda: third in vip_lab.holders(), SETTLE)
 
     # Healed: after things settle exactly one node holds the VIP and answers.
     vip_lab.lab.node(second).link_up()
@@ -234,9 +275,11 @@ def test_layer2_and_vip_eips_are_served_side_by_side_by_the_same_speakers(
         }
         lab.start_echo_servers()
         vrrp = VipLab(lab, vrrp_vip, speakers)
+        vrrp.wait_serving()
+        vrrp.wait_configured()
         holder = vrrp.wait_single_holder()
-        assert vrrp.answered_by() == {holder}
+        assert vrrp.answered_by() == {holder}, vrrp.logs()
         # The Layer 2 VIP is answered by the data plane (never put on a NIC by keepalived).
         layer2 = VipLab(lab, l2_vip, speakers)
-        assert _wait(lambda: len(layer2.answered_by(duration=0.3)) == 1, SETTLE), vrrp.logs()
+        assert eventually(lambda: len(layer2.answered_by(duration=0.3)) == 1, SETTLE), vrrp.logs()
         assert layer2.holders() == set()

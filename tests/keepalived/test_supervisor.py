@@ -9,7 +9,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 from openelb.config import KeepalivedSettings
+from openelb.keepalived import supervisor as supervisor_module
 from openelb.keepalived.supervisor import KeepalivedSupervisor
 
 FAKE = """#!/bin/sh
@@ -57,3 +60,71 @@ def test_no_vips_means_no_keepalived(tmp_path: Path) -> None:
     with _supervisor(tmp_path) as sup:
         assert sup.apply("empty\n", {}).action == "stopped"
         assert not sup.running()
+
+
+# A keepalived that takes a moment to start and writes down every SIGHUP, saying whether it came
+# before or after it logged its start complete (keepalived 2.2.7 dies of, or drops, the former).
+SLOW_START = """#!/bin/sh
+case "$*" in *-t*) exit 0;; esac
+trap 'echo early >> {hups}' HUP
+sleep {startup} & wait
+trap 'echo reload >> {hups}' HUP
+{announce}
+while :; do sleep 0.05 & wait; done
+"""
+
+
+def _slow_supervisor(
+    tmp_path: Path, *, startup: float, announce: bool = True
+) -> tuple[KeepalivedSupervisor, Path]:
+    hups = tmp_path / "hups"
+    fake = tmp_path / "slow-keepalived"
+    fake.write_text(
+        SLOW_START.format(
+            hups=hups,
+            startup=startup,
+            announce='echo "Thu Dec  3 09:38:58 2026: Startup complete"' if announce else ":",
+        )
+    )
+    fake.chmod(0o755)
+    settings = KeepalivedSettings(binary=str(fake))
+    return KeepalivedSupervisor(settings=settings, runtime_dir=tmp_path / "run"), hups
+
+
+def _hups(path: Path, count: int, timeout: float = 10.0) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = path.read_text().split() if path.exists() else []
+        if len(lines) >= count:
+            return lines
+        time.sleep(0.02)
+    return path.read_text().split() if path.exists() else []
+
+
+def test_a_reload_during_the_start_waits_until_keepalived_is_ready(tmp_path: Path) -> None:
+    sup, hups = _slow_supervisor(tmp_path, startup=0.5)
+    vips = {"oelbnonexistent0": {"10.99.0.1"}}
+    with sup:
+        assert sup.apply("first\n", vips).action == "started"
+        assert sup.apply("second\n", vips).action == "reloaded"
+        assert sup.apply("third\n", vips).action == "reloaded"
+        assert sup.reloads == 0  # held: keepalived has not started yet
+        assert _hups(hups, 1) == ["reload"]  # one SIGHUP, once it is ready, for the newest
+        assert sup.reloads == 1 and sup.paths.config.read_text() == "third\n"
+        # Ready now: the next change is a reload at once.
+        assert sup.apply("fourth\n", vips).action == "reloaded"
+        assert _hups(hups, 2) == ["reload", "reload"]
+        assert sup.restarts == 0
+
+
+def test_a_keepalived_that_never_says_it_is_ready_still_gets_the_reload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(supervisor_module, "STARTUP_GRACE", 0.5)
+    sup, hups = _slow_supervisor(tmp_path, startup=0.1, announce=False)
+    vips = {"oelbnonexistent0": {"10.99.0.1"}}
+    with sup:
+        assert sup.apply("first\n", vips).action == "started"
+        assert sup.apply("second\n", vips).action == "reloaded"
+        assert _hups(hups, 1) == ["reload"]
+        assert sup.reloads == 1

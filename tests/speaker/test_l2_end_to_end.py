@@ -6,6 +6,7 @@ measured by ``benchmarks/failover_l2.py``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 
@@ -257,22 +258,51 @@ def _sample_alone(cluster: L2Cluster, owner: str, seconds: float) -> None:
         time.sleep(0.2)
 
 
-def test_an_owner_cut_from_the_apiserver_alone_keeps_its_vip(testbed: Testbed) -> None:
-    """Its Lease stops moving while it heartbeats: the others must not count it gone."""
+Outage = Callable[[L2Cluster, str], contextlib.AbstractContextManager[object]]
+"""An apiserver outage around a ``with`` block, given the cluster and the VIP's owner."""
+
+
+def _owner_alone_through(testbed: Testbed, outage: Outage, *, during: float, after: float) -> None:
+    """The owner alone answers during ``outage`` and after it, and no speaker's view of the
+    members ever shrinks (sampled ``during`` and ``after`` seconds)."""
     cluster = _short_lease_cluster(testbed)
     try:
         owner, _ = _placement(NODES)
         assert cluster.wait_answering(VIP, {owner}) == {owner}
         before = _members_lines(cluster)
-        cluster.cut_from_apiserver(owner)
-        try:
-            _sample_alone(cluster, owner, seconds=7.0)  # > 2 Lease durations (4 s)
-        finally:
-            cluster.reconnect_to_apiserver(owner)
-        _sample_alone(cluster, owner, seconds=2.0)
+        with outage(cluster, owner):
+            _sample_alone(cluster, owner, seconds=during)
+        _sample_alone(cluster, owner, seconds=after)
         assert _shrunk_views(cluster, before) == []
     finally:
         cluster.close()
+
+
+@contextlib.contextmanager
+def _owner_cut_off(cluster: L2Cluster, owner: str) -> Iterator[None]:
+    cluster.cut_from_apiserver(owner)
+    try:
+        yield
+    finally:
+        cluster.reconnect_to_apiserver(owner)
+
+
+@contextlib.contextmanager
+def _apiserver_down(cluster: L2Cluster, owner: str) -> Iterator[None]:
+    cluster.call(cluster.server.stop)
+    try:
+        yield
+    finally:
+        cluster.call(cluster.server.start)
+    renewed = {n: f"speaker Lease openelb-speaker-{n} renewed again" for n in NODES}
+    assert _wait(
+        lambda: all(renewed[n] in p.log() for n, p in cluster.speakers.items()), timeout=30
+    ), _logs(cluster)
+
+
+def test_an_owner_cut_from_the_apiserver_alone_keeps_its_vip(testbed: Testbed) -> None:
+    """Its Lease stops moving while it heartbeats: the others must not count it gone."""
+    _owner_alone_through(testbed, _owner_cut_off, during=7.0, after=2.0)  # > 2 Leases (4 s)
 
 
 def test_an_outage_longer_than_the_leases_drops_nobody_when_the_apiserver_returns(
@@ -280,24 +310,7 @@ def test_an_outage_longer_than_the_leases_drops_nobody_when_the_apiserver_return
 ) -> None:
     """Every Lease looks expired when the apiserver comes back: no speaker may count the
     others gone before they had time to renew."""
-    cluster = _short_lease_cluster(testbed)
-    try:
-        owner, _ = _placement(NODES)
-        assert cluster.wait_answering(VIP, {owner}) == {owner}
-        before = _members_lines(cluster)
-        cluster.call(cluster.server.stop)
-        try:
-            _sample_alone(cluster, owner, seconds=6.0)
-        finally:
-            cluster.call(cluster.server.start)
-        renewed = {n: f"speaker Lease openelb-speaker-{n} renewed again" for n in NODES}
-        assert _wait(
-            lambda: all(renewed[n] in p.log() for n, p in cluster.speakers.items()), timeout=30
-        ), _logs(cluster)
-        _sample_alone(cluster, owner, seconds=3.0)
-        assert _shrunk_views(cluster, before) == []
-    finally:
-        cluster.close()
+    _owner_alone_through(testbed, _apiserver_down, during=6.0, after=3.0)
 
 
 def test_a_speaker_cut_from_the_apiserver_yields_to_a_newcomer_it_only_hears(
