@@ -456,6 +456,18 @@ def datagram_rejected(reason: str) -> None:
     SPEAKER_DATAGRAMS_REJECTED.labels(reason).inc()
 
 
+SPEAKER_DATAGRAMS_OVERFLOWED = Counter(
+    "openelb_speaker_datagrams_overflowed_total",
+    "Speaker datagrams the kernel dropped because the heartbeat socket's receive buffer was "
+    "full (the receiver was starved); silence verdicts skip the time they cover.",
+    registry=registry,
+)
+
+
+def datagrams_overflowed(count: int) -> None:
+    SPEAKER_DATAGRAMS_OVERFLOWED.inc(count)
+
+
 def peer_declared_dead(cause: str) -> None:
     SPEAKER_PEER_DEATHS.labels(cause).inc()
 
@@ -599,9 +611,20 @@ SPEAKER_OWNERSHIP_RECOMPUTE = Histogram(
 )
 
 
-def ownership_recomputed(seconds: float) -> None:
+SPEAKER_OWNERSHIP_RECOMPUTE_CPU = Histogram(
+    "openelb_speaker_ownership_recompute_cpu_seconds",
+    "CPU time of the same re-ranking (the thread's own): the work, without the wait for a CPU "
+    "that the wall time includes on a busy node.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+    registry=registry,
+)
+
+
+def ownership_recomputed(seconds: float, *, cpu_seconds: float | None = None) -> None:
     """A membership change (a node lost, back, or excluded) was turned into VIP placements."""
     SPEAKER_OWNERSHIP_RECOMPUTE.observe(seconds)
+    if cpu_seconds is not None:
+        SPEAKER_OWNERSHIP_RECOMPUTE_CPU.observe(cpu_seconds)
 
 
 __all__ = [

@@ -15,6 +15,8 @@ Rules:
   look past that. A judge that was itself stalled (a data plane compiling, the GIL held for a
   second) has not seen the heartbeats that piled up meanwhile; its clock moved, the peers did
   not fall silent;
+- datagrams the kernel dropped (a full receive buffer) are not silence either
+  (:meth:`FailureDetector.blinded`);
 - ``GOODBYE`` declares it dead at once (graceful stop: hand over in milliseconds);
 - ``STOP`` disarms (the peer stopped sending to us on purpose);
 - a dead peer lives again when heard at a higher incarnation (restart, or a refutation), or, at the
@@ -163,6 +165,15 @@ class FailureDetector:
         """Every datagram that reached this node before ``at`` has been fed in: silence is known
         up to ``at`` and no further (call it with the time a socket drain *started*)."""
         self._horizon = at if self._horizon is None else max(self._horizon, at)
+
+    def blinded(self, at: float) -> None:
+        """Datagrams were lost to us before ``at`` (our socket's receive buffer overflowed while
+        we were starved): the freshest heartbeats of every peer may be among them, so no armed
+        peer counts as silent before ``at``. A peer that really died meanwhile is declared
+        dead one timeout later; a starved judge never turns its own overload into deaths."""
+        for state in self._peers.values():
+            if state.armed and not state.dead and state.last_heard < at:
+                state.last_heard = at
 
     # --- verdicts --------------------------------------------------------------------------------
 

@@ -41,7 +41,13 @@ from openelb.speaker import _heartbeat_py, wire
 log = logging.getLogger(__name__)
 
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+_SO_MEMINFO = 55  # u32[9]: the socket's memory counters; index 8 is SK_MEMINFO_DROPS
+_MEMINFO = struct.Struct("@9I")
 _TIMESPEC = struct.Struct("@qq")
+RECEIVE_BUFFER = 4 << 20
+"""Bytes the heartbeat socket may queue: ~25 s of a busy node's datagrams (each costs ~1 KB of
+buffer in the kernel), where the default ~200 KB overflowed within 2 s of a starved receiver."""
 
 
 class PacerModule(Protocol):
@@ -131,6 +137,10 @@ class HeartbeatTransport:
             if device:
                 self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode())
             self._sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            try:  # past net.core.rmem_max: needs CAP_NET_ADMIN, which a speaker has
+                self._sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, RECEIVE_BUFFER)
+            except OSError:
+                self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
             # Heartbeats are tiny and latency-critical: ask for the interactive priority band.
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_PRIORITY, 6)
             self._sock.bind(bind)
@@ -149,6 +159,7 @@ class HeartbeatTransport:
         self._sequence = 0
         self.destinations: list[tuple[str, int]] = []
         self._last_stats = self._pacer.stats()
+        self._ticked = 0.0
         self.inbox: queue.SimpleQueue[Received | None] = queue.SimpleQueue()
         """Received messages; ``None`` entries are wake-ups (see :meth:`wake`)."""
         self._receiver: threading.Thread | None = None
@@ -157,6 +168,7 @@ class HeartbeatTransport:
         # sender -> (incarnation, sequence, kernel arrival ns) of its last heartbeat
         self._last_seen: dict[str, tuple[int, int, int]] = {}
         self.rejected: dict[str, int] = {}
+        self._dropped = self._drops()  # the socket's drop count when last asked
 
     @property
     def address(self) -> tuple[str, int]:
@@ -219,11 +231,18 @@ class HeartbeatTransport:
         """Drop queued heartbeats: sending stops within one interval (tests, graceful stop)."""
         self._pacer.clear()
 
+    def keep_up(self) -> None:
+        """:meth:`tick` if the last one is more than ``hung_after`` / 8 ago (cheap otherwise):
+        for the control loop's progress marks inside a long iteration."""
+        if time.monotonic() - self._ticked > self.hung_after / 8:
+            self.tick()
+
     def tick(self) -> None:
         """Top the ring up to ``hung_after`` worth of heartbeats; fold the sender's stats in.
 
         Call it from the control loop at least every ``hung_after`` / 2 s.
         """
+        self._ticked = time.monotonic()
         free = self._pacer.capacity - self._pacer.pending()
         if free > 0:
             batch = []
@@ -287,6 +306,23 @@ class HeartbeatTransport:
                 except OSError:
                     return count
                 count += 1
+
+    def take_overflowed(self) -> int:
+        """Datagrams the kernel dropped for a full receive buffer since the last call (the
+        control loop asks right after each drain: see :meth:`FailureDetector.blinded`)."""
+        drops = self._drops()
+        lost = (drops - self._dropped) & 0xFFFFFFFF
+        self._dropped = drops
+        if lost:
+            metrics.datagrams_overflowed(lost)
+        return lost
+
+    def _drops(self) -> int:
+        try:
+            raw = self._sock.getsockopt(socket.SOL_SOCKET, _SO_MEMINFO, _MEMINFO.size)
+        except OSError:
+            return 0  # a kernel without SO_MEMINFO (< 3.17): drops go unnoticed, as before
+        return int(_MEMINFO.unpack(raw)[8])
 
     def _receive_one(self) -> None:
         data, ancdata, _, source = self._nowait.recvmsg(

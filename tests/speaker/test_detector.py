@@ -112,3 +112,22 @@ def test_a_stalled_judge_declares_no_death_from_silence_it_did_not_observe() -> 
     (death,) = det.poll(1.2)
     assert (death.peer, death.cause) == ("b", Cause.SILENCE)
     assert death.at - death.last_heard == pytest.approx(0.2)
+
+
+def test_datagrams_lost_to_a_full_buffer_are_not_silence() -> None:
+    det = FailureDetector(interval=0.02, misses=5)
+    det.heard("b", incarnation=1, sequence=1, now=0.0)
+    det.heard("c", incarnation=1, sequence=1, now=0.0)
+    # Starved for a second: the socket filled and the kernel dropped the freshest heartbeats.
+    # The drain at 1.0 found only old ones; the loss is reported, so nobody is dead yet.
+    det.blinded(1.0)
+    det.observed(1.0)
+    assert det.poll(1.0) == []
+    # b goes on heartbeating, c really died meanwhile: c is declared one timeout later.
+    det.heard("b", incarnation=1, sequence=2, now=1.08)
+    det.observed(1.11)
+    (death,) = det.poll(1.11)
+    assert (death.peer, death.cause) == ("c", Cause.SILENCE)
+    # A dead peer stays dead: blinding does not revive it.
+    det.blinded(2.0)
+    assert det.is_dead("c")

@@ -226,6 +226,20 @@ def test_drain_now_reads_what_the_kernel_holds_without_the_receiver_thread() -> 
         assert b.drain_now() == 0
 
 
+def test_datagrams_the_kernel_drops_for_a_full_buffer_are_counted() -> None:
+    with HeartbeatTransport(node="b", incarnation=1, bind=("127.0.0.1", 0)) as b:
+        assert b._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 1 << 20
+        # A starved receiver: shrink the buffer so a few hundred datagrams overflow it.
+        b._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for seq in range(1, 301):
+                s.sendto(wire.heartbeat(sender="x", incarnation=1, sequence=seq), b.address)
+        got = b.drain_now()
+        assert 0 < got < 300
+        assert b.take_overflowed() == 300 - got
+        assert b.take_overflowed() == 0
+
+
 @pytest.mark.parametrize("implementation", ["compiled", "python"])
 def test_the_pacer_thread_alone_runs_real_time_so_load_cannot_delay_heartbeats(
     implementation: str,
