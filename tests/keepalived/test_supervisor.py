@@ -6,6 +6,7 @@ for a moment and dies, like a keepalived crashing at start.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -64,13 +65,21 @@ def test_no_vips_means_no_keepalived(tmp_path: Path) -> None:
 
 # A keepalived that takes a moment to start and writes down every SIGHUP, saying whether it came
 # before or after it logged its start complete (keepalived 2.2.7 dies of, or drops, the former).
-SLOW_START = """#!/bin/sh
-case "$*" in *-t*) exit 0;; esac
-trap 'echo early >> {hups}' HUP
-sleep {startup} & wait
-trap 'echo reload >> {hups}' HUP
+# Python, not sh: a shell cannot trap a signal that was ignored when it started (a suite run
+# under nohup), and keepalived itself installs its handlers whatever it inherits.
+SLOW_START = """#!{python}
+import signal, sys, time
+if "-t" in " ".join(sys.argv[1:]):
+    sys.exit(0)
+def note(word):
+    with open({hups!r}, "a") as f:
+        f.write(word + "\\n")
+signal.signal(signal.SIGHUP, lambda *_: note("early"))
+time.sleep({startup})
+signal.signal(signal.SIGHUP, lambda *_: note("reload"))
 {announce}
-while :; do sleep 0.05 & wait; done
+while True:
+    time.sleep(0.05)
 """
 
 
@@ -81,9 +90,14 @@ def _slow_supervisor(
     fake = tmp_path / "slow-keepalived"
     fake.write_text(
         SLOW_START.format(
-            hups=hups,
+            python=sys.executable,
+            hups=str(hups),
             startup=startup,
-            announce='echo "Thu Dec  3 09:38:58 2026: Startup complete"' if announce else ":",
+            announce=(
+                'print("Thu Dec  3 09:38:58 2026: Startup complete", flush=True)'
+                if announce
+                else "pass"
+            ),
         )
     )
     fake.chmod(0o755)
